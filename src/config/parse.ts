@@ -2,7 +2,7 @@
  * Checks a merged raw config against the schema: type errors name the key path and the YAML
  * line; keys the schema does not know are warnings with a "did you mean" suggestion.
  */
-import {distance} from 'fastest-levenshtein'
+import {createRequire} from 'node:module'
 import type {z} from 'zod'
 
 import {type SourceLocation, type SourceMap, formatLocation, isPlainObject} from './load.js'
@@ -82,6 +82,10 @@ export function findUnknownKeys(raw: unknown, sources: SourceMap, schema: AnySch
   walk(raw, schema, [])
   return out
 }
+
+// Loaded only when a config has an unknown key.
+const distance = (a: string, b: string): number =>
+  (createRequire(import.meta.url)('fastest-levenshtein') as {distance(a: string, b: string): number}).distance(a, b)
 
 function suggest(key: string, siblings: string[], parent: string[]): string | undefined {
   // Short keys (lr, dt) are all close to each other: only a one-letter slip counts for them.

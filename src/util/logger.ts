@@ -1,6 +1,8 @@
 import {mkdirSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {dirname} from 'node:path'
-import pino, {type Logger} from 'pino'
+import type {Logger} from 'pino'
+import type pinoModule from 'pino'
 
 import {redactSecrets} from './secrets.js'
 
@@ -44,8 +46,9 @@ function humanStream(out: NodeJS.WritableStream): {write(line: string): void} {
  * whatever field they hide in, because logs end up in run directories and incident reports.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const pino = loadPino()
   const level = options.level ?? 'info'
-  const streams: pino.StreamEntry[] = []
+  const streams: pinoModule.StreamEntry[] = []
   if (options.stderr !== false && level !== 'silent') streams.push({level, stream: humanStream(process.stderr)})
   if (options.file) {
     mkdirSync(dirname(options.file), {recursive: true})
@@ -65,4 +68,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /** A logger that drops everything: the default for modules called from tests. */
-export const silentLogger: Logger = pino({level: 'silent'})
+export function silentLogger(): Logger {
+  return loadPino()({level: 'silent'})
+}
+
+// pino is loaded on first use, so commands that never log (validate, --help) start faster.
+let pinoCache: typeof pinoModule | undefined
+function loadPino(): typeof pinoModule {
+  pinoCache ??= createRequire(import.meta.url)('pino') as typeof pinoModule
+  return pinoCache
+}

@@ -1,0 +1,59 @@
+/** Shared test helpers: temp folders that clean up, and the built CLI run as a user would. */
+import {spawn} from 'node:child_process'
+import {mkdtemp, rm, writeFile, mkdir} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import type {TestContext} from 'node:test'
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+export const CLI = join(REPO_ROOT, 'bin', 'run.js')
+
+/** A temp folder removed when the test ends. */
+export async function tempDir(t: TestContext, prefix = 'ups-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  t.after(() => rm(dir, {recursive: true, force: true}))
+  return dir
+}
+
+/** Writes files given as {relativePath: content} under dir. */
+export async function writeFiles(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const path = join(dir, rel)
+    await mkdir(dirname(path), {recursive: true})
+    await writeFile(path, content)
+  }
+}
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs `bin/run.js ARGS` (build first: `npm test` does) and collects its output. */
+export function runCli(args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env},
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000)
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolvePromise({code: code ?? -1, stdout, stderr})
+    })
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+/** True when output looks like a stack trace (what users must never see without --verbose). */
+export function hasStackTrace(text: string): boolean {
+  return /\n\s+at .+\(.*:\d+:\d+\)|\n\s+at .+:\d+:\d+/.test(text)
+}
