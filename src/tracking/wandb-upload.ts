@@ -23,6 +23,7 @@ export interface WandbDeps {
 }
 
 export const HISTORY_CHUNK_LINES = 500
+export const MAX_ERRORS_PER_PASS = 8
 
 export interface PassStats {
   historySent: number
@@ -48,6 +49,7 @@ export class Uploader {
   /** True once this process has (re)attached to the server run and reconciled offsets. */
   private connected = false
   private saving: Promise<void> = Promise.resolve()
+  private readonly uploadUrls = new Map<string, {url: string; headers: string[]}>()
 
   constructor(
     readonly dir: RunDir,
@@ -81,31 +83,46 @@ export class Uploader {
     return this.saving
   }
 
-  /** One pass; never throws. Returns whether everything pending is now acknowledged. */
+  /**
+   * One pass; never throws. Returns whether everything pending is now acknowledged.
+   * Transient errors are retried within the pass (up to MAX_ERRORS_PER_PASS). An HTTP error
+   * answer means the request was not applied, so it is resent as is; a lost connection may
+   * have delivered it, so the run is re-attached first, which reads the server's history line
+   * count and keeps resends from duplicating steps.
+   */
   async pass(stats: PassStats): Promise<boolean> {
-    try {
-      await this.attach()
-      await this.sendHistory(stats)
-      await this.sendSummary(stats)
-      await this.sendFiles(stats)
-      await this.sendFinish(stats)
-      if (this.state.failures !== 0 || this.state.lastError) {
-        this.state.failures = 0
-        delete this.state.lastError
+    let errors = 0
+    for (;;) {
+      try {
+        await this.attach()
+        await this.sendHistory(stats)
+        await this.sendSummary(stats)
+        await this.sendFiles(stats)
+        await this.sendFinish(stats)
+        if (this.state.failures !== 0 || this.state.lastError) {
+          this.state.failures = 0
+          delete this.state.lastError
+          await this.save()
+        }
+        return true
+      } catch (error) {
+        errors += 1
+        const transient = !(error instanceof WandbRequestError) || error.transient
+        if (!(error instanceof WandbRequestError) || error.status === undefined) this.connected = false
+        if (transient && errors < MAX_ERRORS_PER_PASS) {
+          await this.deps.sleep(250 * errors)
+          continue
+        }
+        this.connected = false
+        this.state.failures += 1
+        this.state.lastError = redactSecrets((error as Error).message, this.deps.env as NodeJS.ProcessEnv)
+        this.deps.logger?.warn(
+          {error: this.state.lastError, pendingLines: this.rows.length - this.state.historyAcked, permanent: !transient},
+          'W&B upload failed; records stay queued in the run directory',
+        )
         await this.save()
+        return false
       }
-      return true
-    } catch (error) {
-      this.connected = false
-      this.state.failures += 1
-      const permanent = error instanceof WandbRequestError && !error.transient
-      this.state.lastError = redactSecrets((error as Error).message, this.deps.env as NodeJS.ProcessEnv)
-      this.deps.logger?.warn(
-        {error: this.state.lastError, pendingLines: this.rows.length - this.state.historyAcked, permanent},
-        'W&B upload failed; records stay queued in the run directory',
-      )
-      await this.save()
-      return false
     }
   }
 
@@ -187,12 +204,23 @@ export class Uploader {
       s.filesPending = []
       return
     }
-    const upload = await this.client.createRunFiles(s.entity ?? '', s.project, s.id, todo.map((f) => f.name))
-    const urls = new Map(upload.files.map((f) => [f.name, f.uploadUrl]))
+    // Upload URLs are kept until used, so a failed PUT is retried without asking again.
+    const missing = todo.filter((f) => !this.uploadUrls.has(f.name)).map((f) => f.name)
+    if (missing.length > 0) {
+      const upload = await this.client.createRunFiles(s.entity ?? '', s.project, s.id, missing)
+      for (const f of upload.files) this.uploadUrls.set(f.name, {url: f.uploadUrl, headers: upload.uploadHeaders ?? []})
+    }
     for (const file of todo) {
-      const url = urls.get(file.name)
-      if (!url) throw new WandbRequestError(`W&B gave no upload URL for ${file.name}`, undefined, true)
-      await this.client.uploadFile(url, await readFile(join(this.dir.path, ...file.name.split('/'))), upload.uploadHeaders ?? [])
+      const target = this.uploadUrls.get(file.name)
+      if (!target) throw new WandbRequestError(`W&B gave no upload URL for ${file.name}`, undefined, true)
+      try {
+        await this.client.uploadFile(target.url, await readFile(join(this.dir.path, ...file.name.split('/'))), target.headers)
+      } catch (error) {
+        // A refused URL (expired signature) is asked for again next time.
+        if (error instanceof WandbRequestError && error.status !== undefined && error.status < 500) this.uploadUrls.delete(file.name)
+        throw error
+      }
+      this.uploadUrls.delete(file.name)
       s.filesSent[file.name] = {size: file.size, mtimeMs: file.mtimeMs}
       stats.filesSent.push(file.name)
       await this.save()
