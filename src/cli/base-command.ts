@@ -1,13 +1,8 @@
 import {Command, Flags} from '@oclif/core'
 
-import {EXIT_CODE_MEANINGS, ExitCode, UserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {createLogger, type Logger} from '../util/logger.js'
 import {redactSecrets} from '../util/secrets.js'
-
-/** The help section every command shows, generated from the one exit-code table. */
-export const EXIT_CODES_HELP = Object.entries(EXIT_CODE_MEANINGS)
-  .map(([code, meaning]) => `  ${code}  ${meaning}`)
-  .join('\n')
 
 /**
  * Every ups command extends this: `--json` and `--verbose` everywhere, one error format, and

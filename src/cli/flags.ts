@@ -4,5 +4,4 @@ import {Flags} from '@oclif/core'
 export const configOverrideFlag = Flags.string({
   description: 'Override a config key (value parsed as YAML), e.g. --set training.batch_size=16. Repeatable.',
   multiple: true,
-  default: [],
 })

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand, EXIT_CODES_HELP} from '../cli/base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {configOverrideFlag} from '../cli/flags.js'
 import {renderValidation, type ValidateResult, validateConfig} from '../config/validate.js'
 import {ExitCode} from '../util/errors.js'
@@ -9,10 +9,7 @@ export type {ValidateResult} from '../config/validate.js'
 
 export default class Validate extends BaseCommand {
   static summary = 'Check a training/eval config before it costs anything.'
-  static description = `Loads the config (includes, --set overrides, \${} interpolation), matches it to the schema and runs every named check: architecture, data, hyperparameters, stages, checkpoints and cache, W&B, Vast.ai. Unknown keys are warnings with a "did you mean".
-
-EXIT CODES
-${EXIT_CODES_HELP}`
+  static description = `Loads the config (includes, --set overrides, \${} interpolation), matches it to the schema and runs every named check: architecture, data, hyperparameters, stages, checkpoints and cache, W&B, Vast.ai. Unknown keys are warnings with a "did you mean".`
 
   static examples = [
     '<%= config.bin %> validate configs/train_burgers_32dim.yaml',
