@@ -94,6 +94,8 @@ async function tryBackend(name: BackendName, deps: Required<BackendDeps>): Promi
     }
     case 'cpu': {
       const tf = (await deps.importModule('@tensorflow/tfjs')) as Tf
+      // PROD silences tfjs's console banner ("install tfjs-node"): modules never print.
+      tf.env().set('PROD', true)
       if (!(await tf.setBackend('cpu'))) throw new Error('setBackend("cpu") returned false')
       return {tf, detail: 'pure JavaScript (slowest)'}
     }
