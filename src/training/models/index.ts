@@ -1,0 +1,7 @@
+export {type AutoencoderOptions, GridAutoencoder} from './autoencoder.js'
+export {ConsistencyStudent, type StudentOptions} from './consistency.js'
+export {type CorrectorOptions, ResidualCorrector} from './corrector.js'
+export {Mlp} from './mlp.js'
+export {checkOperatorOptions, LatentOperator, type OperatorOptions} from './operator.js'
+export {SteadyPrior, type SteadyPriorOptions} from './steady-prior.js'
+export type {ModelInfo} from './types.js'

@@ -1,0 +1,198 @@
+/**
+ * One optimizer step: gradients of one or more micro-batches (accumulated and averaged),
+ * a NaN/Inf check on loss and gradient norm (before anything is changed, so the last good weights
+ * and checkpoint stay intact), clipping by global norm, the update, and the EMA.
+ */
+import * as tf from '@tensorflow/tfjs'
+
+import {ExitCode, UserError} from '../util/errors.js'
+import type {NamedArray} from './checkpoint.js'
+import type {Grads, Optimizer} from './optim.js'
+import type {ParamStore} from './params.js'
+
+export interface StepContext {
+  stage: string
+  epoch: number
+  step: number
+}
+
+/** Loss and gradients (keyed by our parameter names) of one closure. */
+export function lossAndGrads(store: ParamStore, lossFn: () => tf.Scalar): {loss: tf.Scalar; grads: Grads} {
+  const entries = store.entries()
+  const byTfName = new Map(entries.map(([name, v]) => [v.name, name]))
+  const {value, grads} = tf.variableGrads(lossFn, store.variables())
+  const out: Grads = new Map()
+  for (const [tfName, g] of Object.entries(grads)) out.set(byTfName.get(tfName)!, g)
+  return {loss: value, grads: out}
+}
+
+/** Sums gradients of micro-batches; `mean()` divides by their count. */
+export class GradientAccumulator {
+  private sums: Grads = new Map()
+  private lossSum = 0
+  count = 0
+
+  constructor(private readonly store: ParamStore) {}
+
+  /** Runs one micro-batch's forward/backward and adds its gradients. Returns its loss. */
+  add(lossFn: () => tf.Scalar): number {
+    const {loss, grads} = lossAndGrads(this.store, lossFn)
+    const value = loss.dataSync()[0]
+    loss.dispose()
+    for (const [name, g] of grads) {
+      const prev = this.sums.get(name)
+      if (prev) {
+        this.sums.set(name, tf.add(prev, g))
+        prev.dispose()
+        g.dispose()
+      } else {
+        this.sums.set(name, g)
+      }
+    }
+    this.lossSum += value
+    this.count += 1
+    return value
+  }
+
+  /** Mean loss and mean gradients; the accumulator is empty afterwards (caller disposes grads). */
+  take(): {loss: number; grads: Grads} {
+    const n = Math.max(1, this.count)
+    const grads: Grads = new Map()
+    for (const [name, g] of this.sums) {
+      grads.set(name, n === 1 ? g : tf.div(g, n))
+      if (n !== 1) g.dispose()
+    }
+    const loss = this.lossSum / n
+    this.sums = new Map()
+    this.lossSum = 0
+    this.count = 0
+    return {loss, grads}
+  }
+}
+
+export function globalNorm(grads: Grads): number {
+  return tf.tidy(() => {
+    const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)))
+    return squares.length === 0 ? 0 : Math.sqrt(tf.addN(squares).dataSync()[0])
+  })
+}
+
+/** Scales all gradients by maxNorm / norm when norm > maxNorm (PyTorch's clip_grad_norm_). */
+export function clipByGlobalNorm(grads: Grads, maxNorm: number, norm = globalNorm(grads)): {grads: Grads; norm: number; clipped: boolean} {
+  if (!(norm > maxNorm)) return {grads, norm, clipped: false}
+  const scale = maxNorm / (norm + 1e-6)
+  const out: Grads = new Map()
+  for (const [name, g] of grads) {
+    out.set(name, tf.mul(g, scale))
+    g.dispose()
+  }
+  return {grads: out, norm, clipped: true}
+}
+
+export function nonFiniteError(what: 'loss' | 'gradient norm', value: number, ctx: StepContext): UserError {
+  return new UserError(
+    `Training diverged: the ${what} is ${value} in stage ${ctx.stage}, epoch ${ctx.epoch}, step ${ctx.step}. The weights were not updated; the last good checkpoint is kept.`,
+    {
+      code: 'TRAIN_NONFINITE',
+      hint: `Lower the learning rate (e.g. halve stages.${ctx.stage}.lr or training.lr) and/or enable gradient clipping (training.grad_clip: 1.0), then resume with \`ups train CONFIG --resume\`.`,
+      exitCode: ExitCode.CHECK_FAILED,
+      details: {...ctx, what, value: String(value)},
+    },
+  )
+}
+
+export interface TrainStepOptions {
+  store: ParamStore
+  optimizer: Optimizer
+  /** One closure per micro-batch; gradients are averaged over them (gradient accumulation). */
+  lossFns: Array<() => tf.Scalar>
+  /** Clip the global gradient norm to this (null/0: no clipping). */
+  clipNorm?: number | null
+  ema?: Ema
+  context: StepContext
+}
+
+export interface TrainStepResult {
+  loss: number
+  /** Global gradient norm before clipping. */
+  gradNorm: number
+  clipped: boolean
+}
+
+export function trainStep(o: TrainStepOptions): TrainStepResult {
+  const acc = new GradientAccumulator(o.store)
+  for (const fn of o.lossFns) acc.add(fn)
+  return applyAccumulated(acc, o)
+}
+
+/** The second half of trainStep, for loops that feed the accumulator themselves. */
+export function applyAccumulated(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
+  const {loss, grads} = acc.take()
+  try {
+    if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
+    const norm = globalNorm(grads)
+    if (!Number.isFinite(norm)) throw nonFiniteError('gradient norm', norm, o.context)
+    const clip = o.clipNorm && o.clipNorm > 0 ? clipByGlobalNorm(grads, o.clipNorm, norm) : {grads, norm, clipped: false}
+    o.optimizer.apply(clip.grads)
+    if (clip.grads !== grads) tf.dispose([...clip.grads.values()])
+    o.ema?.update()
+    return {loss, gradNorm: norm, clipped: clip.clipped}
+  } finally {
+    tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
+  }
+}
+
+/** Exponential moving average of the weights: shadow <- decay * shadow + (1 - decay) * param. */
+export class Ema {
+  private readonly shadows = new Map<string, tf.Variable>()
+  updates = 0
+
+  constructor(private readonly store: ParamStore, readonly decay: number) {
+    for (const [name, v] of store.entries()) this.shadows.set(name, tf.variable(v.clone(), false))
+  }
+
+  update(): void {
+    this.updates += 1
+    tf.tidy(() => {
+      for (const [name, v] of this.store.entries()) {
+        const s = this.shadows.get(name)!
+        s.assign(tf.add(tf.mul(s, this.decay), tf.mul(v, 1 - this.decay)))
+      }
+    })
+  }
+
+  exportArrays(prefix = ''): NamedArray[] {
+    return [...this.shadows.entries()].map(([name, v]) => ({
+      name: prefix + name,
+      shape: [...v.shape],
+      dtype: 'float32' as const,
+      data: v.dataSync() as Float32Array,
+    }))
+  }
+
+  importArrays(arrays: NamedArray[], prefix = ''): void {
+    const byName = new Map(arrays.map((a) => [a.name, a]))
+    for (const [name, s] of this.shadows) {
+      const a = byName.get(prefix + name)
+      if (!a) throw new UserError(`The checkpoint lacks EMA weight ${prefix + name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
+      s.assign(tf.tensor(a.data, a.shape, 'float32'))
+    }
+  }
+
+  /** Runs `fn` with the EMA weights swapped into the model (for validation), then swaps back. */
+  withEmaWeights<T>(fn: () => T): T {
+    const saved = new Map(this.store.entries().map(([name, v]) => [name, v.clone()]))
+    for (const [name, v] of this.store.entries()) v.assign(this.shadows.get(name)!)
+    try {
+      return fn()
+    } finally {
+      for (const [name, v] of this.store.entries()) v.assign(saved.get(name)!)
+      tf.dispose([...saved.values()])
+    }
+  }
+
+  dispose(): void {
+    for (const v of this.shadows.values()) v.dispose()
+    this.shadows.clear()
+  }
+}

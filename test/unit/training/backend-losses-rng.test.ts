@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import * as tf from '@tensorflow/tfjs'
+
+import {probeBackends, resolveBackend} from '../../../src/training/backend.js'
+import {energySpectrum, nrmse, spectralEnergyError} from '../../../src/training/losses.js'
+import {Rng} from '../../../src/training/rng.js'
+import {UserError} from '../../../src/util/errors.js'
+
+// Simulates a host without libtensorflow: the optional tfjs-node packages fail to import.
+const noNode = {
+  hasCudaGpu: () => true,
+  importModule: (name: string) => (name.includes('tfjs-node') ? Promise.reject(new Error(`Cannot find package '${name}'`)) : import(name)),
+}
+
+describe('backend resolution', () => {
+  it('auto falls through tfjs-node-gpu and tfjs-node to wasm and records why', async () => {
+    const r = await resolveBackend('auto', undefined, noNode)
+    assert.equal(r.name, 'wasm')
+    assert.equal(r.tf.getBackend(), 'wasm')
+    assert.deepEqual(r.tried.map((t) => [t.name, t.ok]), [['tensorflow-gpu', false], ['tensorflow', false], ['wasm', true]])
+    assert.match(r.reason, /skipped tensorflow-gpu: Cannot find package/)
+  })
+
+  it('without a CUDA GPU, tfjs-node-gpu is not even imported', async () => {
+    const imported: string[] = []
+    const r = await resolveBackend('auto', undefined, {
+      hasCudaGpu: () => false,
+      importModule: (n) => (imported.push(n), noNode.importModule(n)),
+    })
+    assert.equal(r.name, 'wasm')
+    assert.ok(!imported.includes('@tensorflow/tfjs-node-gpu'))
+    assert.match(r.tried[0].detail, /no CUDA GPU/)
+  })
+
+  it('explicit cpu and wasm work; an unavailable explicit backend is a UserError', async () => {
+    assert.equal((await resolveBackend('cpu')).tf.getBackend(), 'cpu')
+    assert.equal((await resolveBackend('wasm')).tf.getBackend(), 'wasm')
+    await assert.rejects(resolveBackend('tensorflow', undefined, noNode), (e: unknown) => e instanceof UserError && e.code === 'TRAIN_BACKEND_UNAVAILABLE')
+    await assert.rejects(resolveBackend('webgl' as 'cpu'), (e: unknown) => e instanceof UserError && e.code === 'TRAIN_BACKEND_UNKNOWN')
+  })
+
+  it('probeBackends lists the four backends for ups doctor', async () => {
+    const p = await probeBackends(noNode)
+    assert.deepEqual(p.map((b) => b.name), ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+    assert.deepEqual(p.map((b) => b.available), [false, false, true, true])
+  })
+})
+
+describe('losses', () => {
+  it('the matrix DFT energy spectrum matches the analytic one of a sine', async () => {
+    await resolveBackend('cpu')
+    const n = 16
+    const x = tf.tensor2d(Array.from({length: n}, (_, i) => 2 * Math.sin((2 * Math.PI * 3 * i) / n)), [1, n])
+    const e = Array.from(energySpectrum(x).dataSync())
+    // amplitude 2 at k=3 -> |X_3|/n = 1 -> energy 1; everything else 0.
+    e.forEach((v, k) => assert.ok(Math.abs(v - (k === 3 ? 1 : 0)) < 1e-5, `k=${k}: ${v}`))
+    // [B, L, C] layout: the transform runs along axis 1 for each channel.
+    const x3 = tf.stack([x.reshape([n]), tf.zeros([n])], 1).reshape([1, n, 2])
+    assert.deepEqual(energySpectrum(x3).shape, [2, n / 2 + 1])
+    assert.ok(spectralEnergyError(x, x).dataSync()[0] < 1e-6)
+    // Doubling the amplitude quadruples the energy: error |4 - 1| / 1 = 3.
+    assert.ok(Math.abs(spectralEnergyError(tf.mul(x, 2), x).dataSync()[0] - 3) < 1e-4)
+  })
+
+  it('nRMSE is the per-sample relative error', async () => {
+    await resolveBackend('cpu')
+    const t = tf.tensor2d([[3, 4], [1, 0]])
+    const p = tf.tensor2d([[3, 4.5], [1, 0.2]])
+    // sample 1: 0.5/5 = 0.1; sample 2: 0.2/1 = 0.2 -> mean 0.15
+    assert.ok(Math.abs(nrmse(p, t).dataSync()[0] - 0.15) < 1e-5)
+  })
+})
+
+describe('rng', () => {
+  it('is deterministic per seed and resumes from a saved state', () => {
+    const a = new Rng(42)
+    const b = new Rng(42)
+    assert.deepEqual(Array.from(a.fillUniform(5)), Array.from(b.fillUniform(5)))
+    assert.notDeepEqual(Array.from(new Rng(43).fillUniform(5)), Array.from(new Rng(42).fillUniform(5)))
+    const saved = JSON.parse(JSON.stringify(a.getState()))
+    const next = [a.normal(), a.int(10), ...a.permutation(6)]
+    const c = new Rng(saved)
+    assert.deepEqual([c.normal(), c.int(10), ...c.permutation(6)], next)
+    const u = new Rng(1).fillUniform(10000)
+    const mean = u.reduce((s, v) => s + v, 0) / u.length
+    assert.ok(Math.abs(mean - 0.5) < 0.02 && u.every((v) => v >= 0 && v < 1))
+    assert.deepEqual([...new Rng(3).permutation(8)].sort(), [0, 1, 2, 3, 4, 5, 6, 7])
+  })
+})
