@@ -3,30 +3,16 @@
  */
 import {execa} from 'execa'
 
-import type {BackendProbe, DoctorDeps} from '../doctor/index.js'
-
-async function probeImport(name: string, label: string): Promise<BackendProbe> {
-  try {
-    await import(name)
-    return {name: label, available: true, detail: `${name} loads`}
-  } catch (error) {
-    const msg = (error as Error).message ?? String(error)
-    const missing = /Cannot find (package|module)/.test(msg)
-    return {name: label, available: false, detail: missing ? `${name} is not installed` : `${name} failed to load: ${msg.split('\n')[0]}`}
-  }
-}
+import type {DoctorDeps} from '../doctor/index.js'
 
 export function realDoctorDeps(): DoctorDeps {
   return {
     env: process.env,
     nodeVersion: process.version,
     async probeBackends() {
-      return [
-        await probeImport('@tensorflow/tfjs-node-gpu', 'tensorflow-gpu'),
-        await probeImport('@tensorflow/tfjs-node', 'tensorflow'),
-        await probeImport('@tensorflow/tfjs-backend-wasm', 'wasm'),
-        await probeImport('@tensorflow/tfjs-core', 'cpu'),
-      ]
+      // backend.ts imports tfjs lazily itself, so this costs nothing until doctor runs.
+      const {probeBackends} = await import('../training/backend.js')
+      return probeBackends()
     },
     async vastaiVersion() {
       const bin = process.env.UPS_VASTAI_BIN || 'vastai'
