@@ -10,6 +10,8 @@ export type ScriptStep =
   | {status: number; headers?: Record<string, string>}
   /** Serve normally but destroy the socket after this many body bytes. */
   | {dropAfter: number}
+  /** Serve normally but go silent (socket left open) after this many body bytes. */
+  | {stallAfter: number}
 
 export interface FileServerOptions {
   files: Record<string, Buffer>
@@ -84,6 +86,10 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     const body = data.subarray(start)
     if (step && 'dropAfter' in step) {
       res.write(body.subarray(0, step.dropAfter), () => req.socket.destroy())
+      return
+    }
+    if (step && 'stallAfter' in step) {
+      res.write(body.subarray(0, step.stallAfter))
       return
     }
     res.end(body)
