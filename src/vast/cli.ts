@@ -205,7 +205,7 @@ export class VastCli {
   constructor(options: VastCliOptions = {}) {
     this.env = options.env ?? {}
     this.bin = options.bin || this.env.UPS_VASTAI_BIN || 'vastai'
-    this.logger = options.logger ?? silentLogger
+    this.logger = options.logger ?? silentLogger()
     this.runner = options.runner ?? execaRunner
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
     this.now = options.now ?? (() => performance.now())
