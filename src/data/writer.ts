@@ -24,7 +24,7 @@ export interface WriterOptions {
   /** Frame times, length T+1 as in PDEBench (the last one is one step past the final frame). */
   t: ArrayLike<number>
   /** Root attributes: generator name, parameters (stored as JSON when not scalar), seed, ... */
-  attrs?: Record<string, string | number>
+  attrs?: Record<string, string | number | bigint>
   /** gzip level 0-9; 0 or undefined writes uncompressed. */
   compression?: number
   /** Samples per chunk along N (default 1). */
@@ -73,7 +73,11 @@ export async function createPdebenchWriter(path: string, options: WriterOptions)
     })
     file.create_dataset({name: 'x-coordinate', data: Float32Array.from(options.x), dtype: '<f'})
     file.create_dataset({name: 't-coordinate', data: Float32Array.from(options.t), dtype: '<f'})
-    for (const [key, value] of Object.entries(options.attrs ?? {})) file.create_attribute(key, value)
+    for (const [key, value] of Object.entries(options.attrs ?? {})) {
+      // bigint -> int64 (seeds reach 2^32; h5wasm would guess int32 for a number)
+      if (typeof value === 'bigint') file.create_attribute(key, BigInt64Array.of(value) as never, [], '<q')
+      else file.create_attribute(key, value)
+    }
   } catch (error) {
     file.close()
     await rm(tmp, {force: true})

@@ -154,7 +154,7 @@ export async function generateDataset(options: GenerateOptions): Promise<Generat
       nt: params.nt, nx: params.nx, x, t: tCoord, compression: options.compression,
       attrs: {
         generator: 'ups data generate', task: params.task, scheme: SCHEMES[params.task],
-        params: JSON.stringify(params), seed, split, first_sample_seed: firstSeed,
+        params: JSON.stringify(params), seed: BigInt(seed), split, first_sample_seed: BigInt(firstSeed),
         ...(params.task === 'burgers1d' ? {nu: params.nu} : {beta: params.beta}),
       },
     })
