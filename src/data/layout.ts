@@ -27,6 +27,8 @@ export interface FileLayout {
   datasets: string[]
   /** Coordinates when the file has them; `t` trimmed to T frames. */
   coords: {t: Float64Array | null; x: Float64Array | null; y: Float64Array | null}
+  /** The time coordinate as stored (PDEBench raw files keep T+1 entries). */
+  tStored: Float64Array | null
   /** Names of the coordinate datasets found, for validation messages. */
   coordNames: {t?: string; x?: string; y?: string}
 }
@@ -78,9 +80,10 @@ export function describeFile(file: H5File, path: string, spatialDims: number): F
     const y = readCoord(file, ['y-coordinate'])
     return {t, x, y}
   }
-  const finish = (base: Omit<FileLayout, 'coords' | 'coordNames'>, c = coords()): FileLayout => ({
+  const finish = (base: Omit<FileLayout, 'coords' | 'coordNames' | 'tStored'>, c = coords()): FileLayout => ({
     ...base,
     coords: {t: c.t.values ? c.t.values.subarray(0, base.numFrames) : null, x: c.x.values, y: c.y.values},
+    tStored: c.t.values,
     coordNames: {t: c.t.name, x: c.x.name, y: c.y.name},
   })
 

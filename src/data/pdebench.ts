@@ -4,7 +4,7 @@
  * are ~8 GB). Samples come back channels-last: [n, T', X'(, Y'), C] as one Float32Array.
  */
 import {readdir} from 'node:fs/promises'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
 import {type H5Dataset, type H5File, getDataset, openH5, toFloat32} from './h5.js'
@@ -81,6 +81,8 @@ export interface Dataset {
   task: string
   split: string
   files: string[]
+  /** What each file holds (its layout, sizes and raw coordinates). */
+  layouts: FileLayout[]
   layout: LayoutKind
   numSamples: number
   /** Frames per sample after the time stride. */
@@ -109,12 +111,26 @@ interface Shard {
 
 /** Opens every shard of a task and split; they must agree on layout, frames, grid and channels. */
 export async function openDataset(root: string, task: string, split: string, options: DatasetOptions = {}): Promise<Dataset> {
+  taskSpatialDims(task)
+  const files = await findShards(root, task, split)
+  return openDatasetFiles(files, task, options, {root, split})
+}
+
+/** The same over an explicit list of files (concatenated along samples in that order). */
+export async function openDatasetFiles(
+  files: string[],
+  task: string,
+  options: DatasetOptions = {},
+  label: {root?: string; split?: string} = {},
+): Promise<Dataset> {
   const d = taskSpatialDims(task)
+  const root = label.root ?? (files[0] ? dirname(files[0]) : '.')
+  const split = label.split ?? ''
   const timeStride = options.timeStride ?? 1
   const budget = options.readBudgetBytes ?? DEFAULT_READ_BUDGET_BYTES
   if (!Number.isInteger(timeStride) || timeStride < 1) throw usage(`timeStride must be a positive integer (got ${timeStride}).`)
   if (!(budget > 0)) throw usage(`readBudgetBytes must be positive (got ${budget}).`)
-  const files = await findShards(root, task, split)
+  if (files.length === 0) throw usage('no files to open.')
   const shards: Shard[] = []
   let offset = 0
   try {
@@ -174,7 +190,7 @@ export async function openDataset(root: string, task: string, split: string, opt
   }
 
   const dataset: Dataset = {
-    root, task, split, files, layout: first.kind, numSamples: offset, numFrames,
+    root, task, split, files, layouts: shards.map((sh) => sh.layout), layout: first.kind, numSamples: offset, numFrames,
     fullSpatialShape: first.spatial, spatialShape, channels: C, channelNames: first.channelNames,
     sampleShape: [numFrames, ...spatialShape, C],
     t: first.coords.t ? Float32Array.from(first.coords.t.filter((_, i) => i % timeStride === 0)) : null,
