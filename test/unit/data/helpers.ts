@@ -1,6 +1,6 @@
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {loadH5} from '../../../src/data/h5.js'
 
@@ -14,6 +14,7 @@ export type DatasetSpec = {data: Float32Array | Float64Array | Int32Array; shape
 /** Writes an HDF5 file with the given datasets (names may contain groups: "0000/data"). */
 export async function writeH5(path: string, datasets: Record<string, DatasetSpec>): Promise<void> {
   const h5 = await loadH5()
+  await mkdir(dirname(path), {recursive: true})
   const f = new h5.File(path, 'w')
   try {
     for (const [name, spec] of Object.entries(datasets)) {
