@@ -1,0 +1,20 @@
+/**
+ * The data module's public API. Everything here is light to import: h5wasm loads only when
+ * a function that reads or writes HDF5 runs.
+ */
+export {
+  openDataset, openDatasetFiles, findShards, listShards, DEFAULT_READ_BUDGET_BYTES,
+  type Dataset, type DatasetOptions, type ReadOptions, type SampleBatch,
+} from './pdebench.js'
+export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
+export {createPdebenchWriter, type PdebenchWriter, type WriterOptions} from './writer.js'
+export {computeNormStats, loadOrComputeNormStats, normalizeInPlace, normStatsPath, type NormStats} from './stats.js'
+export {KNOWN_TASKS, SPLITS, taskSpatialDims, type Split} from './tasks.js'
+export {validateData, CHECK_IDS, type ValidateOptions, type ValidateDeps, type ValidateResult, type FileReport, type FileCheck, type CheckId, type CheckStatus} from './validate.js'
+export {loadManifest, type ManifestEntry} from './manifest.js'
+export {renderValidate} from './render.js'
+export {
+  generateDataset, ensureGeneratedData, generateSample, GENERATOR_TASKS, parseSplits, splitCounts, DEFAULT_SPLITS,
+  type GenerateOptions, type GenerateResult, type GenerateProgress, type GeneratedFile, type GeneratorTask,
+  type GeneratorParams, type EnsureOptions, type EnsureResult, type SplitFractions,
+} from './generate/index.js'
