@@ -1,0 +1,34 @@
+/**
+ * `npm run bench [-- NAME ...]`: runs the benchmarks, prints ratios against references measured
+ * in the same run, and writes each one's figures to bench/results/<name>.json.
+ */
+import {mkdir} from 'node:fs/promises'
+import {cpus} from 'node:os'
+import {join} from 'node:path'
+
+import {writeJsonAtomic} from '../src/util/fs.js'
+
+type Bench = () => Promise<unknown>
+
+const BENCHES: Record<string, Bench> = {
+  startup: async () => (await import('./startup.js')).benchStartup(),
+  training: async () => (await import('./training.js')).benchTraining(),
+}
+
+const RESULTS = new URL('results/', import.meta.url).pathname
+const wanted = process.argv.slice(2)
+const names = wanted.length > 0 ? wanted : Object.keys(BENCHES)
+const unknown = names.filter((n) => !BENCHES[n])
+if (unknown.length > 0) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`)
+  process.exit(2)
+}
+
+await mkdir(RESULTS, {recursive: true})
+const machine = {node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', platform: process.platform}
+for (const name of names) {
+  console.log(`\n== ${name}`)
+  const figures = await BENCHES[name]()
+  await writeJsonAtomic(join(RESULTS, `${name}.json`), {benchmark: name, measured_at: new Date().toISOString(), machine, figures})
+  console.log(`-> bench/results/${name}.json`)
+}
