@@ -15,13 +15,24 @@ export type H5Group = InstanceType<H5Module['Group']>
 
 let loading: Promise<H5Module> | undefined
 
+/** The raw emscripten module, for the copy-once read path. */
+interface WasmModule {
+  HEAPU8: Uint8Array
+  _malloc(n: number): number
+  _free(ptr: number): void
+  get_dataset_data(fileId: bigint, path: string, count: bigint[], offset: bigint[], strides: bigint[], ptr: bigint): number
+}
+let wasm: WasmModule | undefined
+
 /** Loads h5wasm once per process. */
 export async function loadH5(): Promise<H5Module> {
   loading ??= (async () => {
-    const mod = (await import('h5wasm/node')).default
-    const wasm = await mod.ready
+    const ns = await import('h5wasm/node')
+    const mod = ns.default
+    const ready = await mod.ready
     // Without this, HDF5 prints its whole error stack to stderr and returns -1.
-    ;(wasm as unknown as {activate_throwing_error_handler(): number}).activate_throwing_error_handler()
+    ;(ready as unknown as {activate_throwing_error_handler(): number}).activate_throwing_error_handler()
+    wasm = ready as unknown as WasmModule
     return mod
   })()
   return loading
@@ -133,4 +144,47 @@ export function firstLine(error: unknown): string {
   // HDF5's stack: the most specific reason is the last "minor:" line.
   const minor = lines.filter((l) => l.startsWith('minor:')).pop()
   return minor ? minor.replace(/^minor:\s*/, '') : (lines[0] ?? 'unknown error')
+}
+
+type Range = [number, number] | [number, number, number] | []
+
+/**
+ * Reads a hyperslab of a little-endian float32 dataset straight into `out` at `at`: one copy
+ * out of the wasm heap instead of h5wasm's slice() (which copies into a fresh buffer first).
+ * Falls back to slice() for other dtypes. `ranges` as in h5wasm: [start, stop(, step)] or [] per dim.
+ */
+export function readInto(ds: H5Dataset, ranges: Range[], out: Float32Array, at: number): number {
+  const meta = ds.metadata
+  const shape = meta.shape ?? []
+  if (!wasm || meta.type !== 1 || meta.size !== 4 || !meta.littleEndian) {
+    const values = toFloat32(ds.slice(ranges))
+    out.set(values, at)
+    return values.length
+  }
+  const count: bigint[] = []
+  const offset: bigint[] = []
+  const strides: bigint[] = []
+  let total = 1
+  shape.forEach((n, i) => {
+    const r = ranges[i] ?? []
+    const lo = Math.max(0, Math.min(n, r[0] ?? 0))
+    const hi = Math.min(n, r[1] ?? n)
+    const step = r[2] ?? 1
+    const c = hi > lo ? Math.ceil((hi - lo) / step) : 0
+    count.push(BigInt(c))
+    offset.push(BigInt(lo))
+    strides.push(BigInt(step))
+    total *= c
+  })
+  if (total === 0) return 0
+  const ptr = wasm._malloc(total * 4)
+  if (ptr === 0) throw new Error(`wasm allocation of ${total * 4} bytes failed`)
+  try {
+    wasm.get_dataset_data((ds as unknown as {file_id: bigint}).file_id, ds.path, count, offset, strides, BigInt(ptr))
+    // HEAPU8 may be replaced when the heap grows: read it after the call.
+    out.set(new Float32Array(wasm.HEAPU8.buffer, ptr, total), at)
+  } finally {
+    wasm._free(ptr)
+  }
+  return total
 }

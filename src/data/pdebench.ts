@@ -7,7 +7,7 @@ import {readdir} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
-import {type H5Dataset, type H5File, getDataset, openH5, toFloat32} from './h5.js'
+import {type H5Dataset, type H5File, getDataset, openH5, readInto, toFloat32} from './h5.js'
 import {type FileLayout, type LayoutKind, describeFile, sliceRanges} from './layout.js'
 import {taskSpatialDims} from './tasks.js'
 
@@ -68,6 +68,8 @@ export interface DatasetOptions {
 export interface ReadOptions {
   /** Start of the patch in each spatial dimension (default 0); the engine draws these. */
   patchOrigin?: number[]
+  /** Reuse this buffer (at least n * sampleSize values) instead of allocating: faster in loops. */
+  out?: Float32Array
 }
 
 export interface SampleBatch {
@@ -172,7 +174,7 @@ export async function openDatasetFiles(
     const space = spatialShape.map((n, i) => [origin[i], origin[i] + n] as [number, number])
     if (l.kind === 'tensor' || l.kind === 'data') {
       const ds = getDataset(shard.file, l.datasets[0]) as H5Dataset
-      out.set(toFloat32(ds.slice(sliceRanges(l.kind, a, b, time, space).ranges)), at)
+      readInto(ds, sliceRanges(l.kind, a, b, time, space).ranges, out, at)
     } else if (l.kind === 'fields') {
       // One field per read; interleave into channels-last.
       for (let c = 0; c < C; c++) {
@@ -184,7 +186,7 @@ export async function openDatasetFiles(
       for (let i = a; i < b; i++) {
         const ds = getDataset(shard.file, l.datasets[i])
         if (!ds) throw new UserError(`${l.path}: dataset "${l.datasets[i]}" is missing.`, {code: 'DATA_MISSING_DATASET', exitCode: ExitCode.USAGE})
-        out.set(toFloat32(ds.slice(sliceRanges('groups', i, i + 1, time, space).ranges)), at + (i - a) * per)
+        readInto(ds, sliceRanges('groups', i, i + 1, time, space).ranges, out, at + (i - a) * per)
       }
     }
   }
@@ -205,8 +207,10 @@ export async function openDatasetFiles(
       origin.forEach((o, i) => {
         if (!Number.isInteger(o) || o < 0 || o + spatialShape[i] > first.spatial[i]) throw usage(`patch origin ${origin.join(',')} puts the patch outside the grid ${first.spatial.join('x')}.`)
       })
-      const out = new Float32Array((end - start) * sampleSize)
       const bytesPerSample = sampleSize * 4
+      const need = (end - start) * sampleSize
+      if (readOptions.out && readOptions.out.length < need) throw usage(`the output buffer holds ${readOptions.out.length} values; ${need} are needed.`)
+      const out = readOptions.out ? readOptions.out.subarray(0, need) : new Float32Array(need)
       for (const shard of shards) {
         const lo = Math.max(start, shard.offset)
         const hi = Math.min(end, shard.offset + shard.layout.numSamples)

@@ -29,11 +29,11 @@ export async function writeH5(path: string, datasets: Record<string, DatasetSpec
 }
 
 /** 0, 1, 2, ... as float32 in the given shape. */
-export function iota(shape: number[], start = 0): DatasetSpec {
+export function iota(shape: number[], start = 0): {data: Float32Array; shape: number[]} {
   const n = shape.reduce((a, b) => a * b, 1)
   return {data: Float32Array.from({length: n}, (_, i) => start + i), shape}
 }
 
-export function linspace(n: number, lo = 0, hi = 1): DatasetSpec {
+export function linspace(n: number, lo = 0, hi = 1): {data: Float32Array; shape: number[]} {
   return {data: Float32Array.from({length: n}, (_, i) => lo + ((hi - lo) * i) / Math.max(1, n - 1)), shape: [n]}
 }
