@@ -13,6 +13,7 @@ type Bench = () => Promise<unknown>
 const BENCHES: Record<string, Bench> = {
   startup: async () => (await import('./startup.js')).benchStartup(),
   training: async () => (await import('./training.js')).benchTraining(),
+  data: async () => (await import('./data.js')).benchData(),
 }
 
 const RESULTS = new URL('results/', import.meta.url).pathname

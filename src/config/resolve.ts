@@ -97,6 +97,11 @@ export function tasksOf(config: UpsConfig): string[] {
   return Array.isArray(config.data.task) ? config.data.task : [config.data.task]
 }
 
+/** What `ups data validate CONFIG` checks: the config's data root, tasks and split. */
+export function dataTarget(config: UpsConfig): {root?: string; tasks: string[]; split?: string} {
+  return {root: config.data.root, tasks: tasksOf(config), split: config.data.split}
+}
+
 /** Everything that changes what training produces; logging, vast and evaluation do not. */
 export function trainingConfigHash(config: UpsConfig): string {
   const {logging: _l, vast: _v, evaluation: _e, include: _i, ttc: _t, checkpoint: _c, ...rest} = config

@@ -5,6 +5,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import {REPO_ROOT} from '../helpers.js'
+
 const bin = join(process.cwd(), 'bin', 'run.js')
 const ups = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
 
@@ -34,7 +36,8 @@ describe('ups data generate / validate', () => {
 
   it('takes data.root/task/split from a config file', async () => {
     const cfg = join(dir, 'cfg.yaml')
-    await writeFile(cfg, `data:\n  root: ${join(dir, 'd')}\n  task: burgers1d\n  split: test\n`)
+    // A full config (the shipped defaults) whose data section points at the generated files.
+    await writeFile(cfg, `include: ${join(REPO_ROOT, 'configs/defaults.yaml')}\ndata:\n  root: ${join(dir, 'd')}\n  task: burgers1d\n  split: test\n`)
     const v = ups('data', 'validate', cfg, '--json')
     assert.equal(v.status, 0, v.stdout + v.stderr)
     assert.deepEqual(JSON.parse(v.stdout).files.map((f: any) => f.split), ['test'])

@@ -1,9 +1,9 @@
-import {readFile} from 'node:fs/promises'
 
 import {Args, Flags} from '@oclif/core'
-import {parse as parseYaml} from 'yaml'
 
 import {BaseCommand} from '../../cli/base-command.js'
+import {configOverrideFlag} from '../../cli/flags.js'
+import {dataTarget, loadConfig} from '../../config/index.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {type ValidateResult, renderValidate, validateData} from '../../data/index.js'
 
@@ -32,11 +32,12 @@ Give either a config (its data.root, data.task, data.split are used) or --data-r
     manifest: Flags.string({description: 'JSON/CSV manifest with path, size_bytes, checksum, checksum_type.'}),
     quick: Flags.boolean({description: 'Scan 10% of the samples instead of all of them.'}),
     quarantine: Flags.string({description: 'Move failing files into this folder (never deletes).'}),
+    set: configOverrideFlag,
   }
 
   async run(): Promise<ValidateCommandResult> {
     const {args, flags} = await this.parse(DataValidate)
-    const target = args.config ? await dataFromConfig(args.config) : {root: flags['data-root'], tasks: flags.task, split: undefined}
+    const target = args.config ? dataTarget((await loadConfig(args.config, {overrides: flags.set})).config) : {root: flags['data-root'], tasks: flags.task, split: undefined}
     const root = flags['data-root'] ?? target.root
     const tasks = flags.task ?? target.tasks
     if (!root || !tasks || tasks.length === 0) {
@@ -52,31 +53,5 @@ Give either a config (its data.root, data.task, data.split are used) or --data-r
     if (!this.jsonEnabled()) this.log(renderValidate(result))
     if (!result.ok) process.exitCode = ExitCode.CHECK_FAILED
     return result
-  }
-}
-
-/**
- * data.root / data.task / data.split straight from the YAML. This switches to the config
- * module's loadConfig (includes, overrides, interpolation) once it lands.
- */
-async function dataFromConfig(path: string): Promise<{root?: string; tasks?: string[]; split?: string}> {
-  let doc: unknown
-  try {
-    doc = parseYaml(await readFile(path, 'utf8'))
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new UserError(`Config ${path} ${code === 'ENOENT' ? 'does not exist' : `cannot be read: ${(error as Error).message.split('\n')[0]}`}.`, {
-      code: 'CONFIG_UNREADABLE', exitCode: ExitCode.USAGE, hint: 'Check the path, or pass --data-root and --task instead.',
-    })
-  }
-  const data = (doc as {data?: Record<string, unknown>} | null)?.data
-  if (!data || typeof data !== 'object') {
-    throw new UserError(`Config ${path} has no "data" section.`, {code: 'CONFIG_INVALID', exitCode: ExitCode.USAGE, hint: 'Add data.root and data.task, or pass --data-root and --task.'})
-  }
-  const task = data.task
-  return {
-    root: typeof data.root === 'string' ? data.root : undefined,
-    tasks: typeof task === 'string' ? [task] : Array.isArray(task) ? task.map(String) : undefined,
-    split: typeof data.split === 'string' ? data.split : undefined,
   }
 }
