@@ -15,13 +15,22 @@ export interface RenderedPlot {
 
 type Spec = Record<string, unknown>
 
-const SERIES_COLORS = {domain: ['truth', 'model', 'persistence', 'linear'], range: ['#222222', '#d62728', '#7f7f7f', '#1f77b4']}
+const COLORS: Record<string, string> = {truth: '#222222', model: '#d62728', persistence: '#7f7f7f', linear: '#1f77b4'}
+
+/** A colour scale over the series actually present (so legends list only those). */
+function seriesScale(values: Array<Record<string, unknown>>): {domain: string[]; range: string[]} {
+  const present = new Set(values.map((v) => v.series as string))
+  const domain = Object.keys(COLORS).filter((k) => present.has(k))
+  return {domain, range: domain.map((k) => COLORS[k])}
+}
 
 /** SVG and PNG of a Vega-Lite spec. */
 export async function renderVegaLite(spec: Spec, scale = 2): Promise<{svg: string; png: Uint8Array}> {
   const [vega, vl, {Resvg}] = await Promise.all([import('vega'), import('vega-lite'), import('@resvg/resvg-js')])
-  const compiled = vl.compile({$schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: {font: 'DejaVu Sans, Arial, sans-serif'}, ...spec} as never).spec
-  const view = new vega.View(vega.parse(compiled), {renderer: 'none'})
+  // Modules never print: vega's warnings are silenced (the specs are ours and tested).
+  const quiet = vega.logger(vega.None)
+  const compiled = vl.compile({$schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: {font: 'DejaVu Sans, Arial, sans-serif'}, ...spec} as never, {logger: quiet}).spec
+  const view = new vega.View(vega.parse(compiled), {renderer: 'none', logLevel: vega.None})
   try {
     const svg = await view.toSVG()
     const png = new Resvg(svg, {
@@ -42,7 +51,8 @@ export function predictionsSpec(r: EvalResult): Spec {
   const values: Array<Record<string, unknown>> = []
   for (const ex of r.examples) {
     ex.steps.forEach((step, s) => {
-      const series: Array<[string, number[] | undefined]> = [['truth', ex.truth[s]], ['model', ex.model[s]], ['linear', ex.linear?.[s]]]
+      // Truth pushed last so it is drawn on top.
+      const series: Array<[string, number[] | undefined]> = [['linear', ex.linear?.[s]], ['model', ex.model[s]], ['truth', ex.truth[s]]]
       for (const [name, line] of series) {
         if (!line) continue
         line.forEach((u, i) => values.push({sample: `sample ${ex.sample}`, step: `step ${step}`, stepIndex: step, x: ex.x[i], u, series: name}))
@@ -63,8 +73,7 @@ export function predictionsSpec(r: EvalResult): Spec {
       encoding: {
         x: {field: 'x', type: 'quantitative', title: 'x'},
         y: {field: 'u', type: 'quantitative', title: 'u', scale: {zero: false}},
-        color: {field: 'series', type: 'nominal', scale: SERIES_COLORS, title: null},
-        strokeDash: {field: 'series', type: 'nominal', scale: {domain: ['truth', 'model', 'linear'], range: [[1, 0], [1, 0], [4, 3]]}, legend: null},
+        color: {field: 'series', type: 'nominal', scale: seriesScale(values), title: null},
       },
     },
     resolve: {scale: {y: 'independent'}},
@@ -87,7 +96,7 @@ export function rolloutErrorSpec(r: EvalResult): Spec {
     encoding: {
       x: {field: 'step', type: 'quantitative', title: 'rollout step', axis: {tickMinStep: 1}},
       y: {field: 'nrmse', type: 'quantitative', title: 'nRMSE', scale: {type: 'log'}},
-      color: {field: 'series', type: 'nominal', scale: SERIES_COLORS, title: null},
+      color: {field: 'series', type: 'nominal', scale: seriesScale(values), title: null},
     },
   }
 }
@@ -109,9 +118,9 @@ export function spectrumSpec(r: EvalResult): Spec {
         data: {values},
         mark: {type: 'line', strokeWidth: 1.5},
         encoding: {
-          x: {field: 'k', type: 'quantitative', title: r.grid.length > 1 ? 'radial wavenumber' : 'wavenumber k'},
+          x: {field: 'k', type: 'quantitative', title: r.grid.length > 1 ? 'radial wavenumber' : 'wavenumber k', scale: {domain: [0, Math.max(1, r.model.oneStep.spectrum.length - 1)], nice: false}},
           y: {field: 'error', type: 'quantitative', title: '|DFT(error)| / n', scale: {type: 'log'}},
-          color: {field: 'series', type: 'nominal', scale: SERIES_COLORS, title: null},
+          color: {field: 'series', type: 'nominal', scale: seriesScale(values), title: null},
         },
       },
       {
