@@ -115,6 +115,23 @@ export function headlineRows(r: EvalResult): string[][] {
   ]
 }
 
+/** What `ups eval` prints: the headline table as aligned text, and where the report is. */
+export function renderEval(r: {evaluation: EvalResult; reportPath: string; resultsPath: string; outDir: string; runDir: string | null; wandb: {mirrored: boolean; reason?: string}}): string {
+  const e = r.evaluation
+  const rows = headlineRows(e)
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => (row[c] ?? '').length)))
+  const text = rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd())
+  const lines = [
+    `Evaluated ${e.samples} ${e.task} trajectories (${e.split} split, ${e.frames} frames, grid ${e.grid.join('x')}), corrector ${e.corrector.used ? `on (tau ${e.tau})` : 'off'}, in ${fmt(e.timing.totalSeconds, 3)} s:`,
+    ...text.map((l) => `  ${l}`),
+    `  autoencoder reconstruction nRMSE ${fmt(e.reconstruction.nrmse)}; latent one-step nRMSE ${fmt(e.latent.oneStep.nrmse)}`,
+    `Report: ${r.reportPath}`,
+    `Results: ${r.resultsPath} (plots in ${join(r.outDir, 'plots')})`,
+  ]
+  if (r.runDir) lines.push(`Run summary updated: ${r.runDir}/summary.json${r.wandb.mirrored ? ' (and W&B)' : ''}`)
+  return lines.join('\n')
+}
+
 function markdownTable(rows: string[][]): string {
   const [head, ...body] = rows
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map((row) => `| ${row.join(' | ')} |`)].join('\n')
