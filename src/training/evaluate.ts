@@ -273,7 +273,7 @@ function fitLinear(train: Dataset, spatial: number[], C: number, o: NonNullable<
   }
   if (train.numFrames < 2) return {skipped: 'the training split has fewer than 2 frames per trajectory'}
   const fitter = new LinearBaselineFitter(F)
-  const maxPairs = o.maxPairs ?? 50_000
+  const maxPairs = o.maxPairs ?? 20_000
   const perSample = train.numFrames - 1
   const samples = Math.min(train.numSamples, Math.max(1, Math.ceil(maxPairs / perSample)))
   for (const {data, end} of train.batches(16, {end: samples})) {
