@@ -14,11 +14,14 @@ const BENCHES: Record<string, Bench> = {
   startup: async () => (await import('./startup.js')).benchStartup(),
   training: async () => (await import('./training.js')).benchTraining(),
   data: async () => (await import('./data.js')).benchData(),
+  // Minutes of training: run on its own with `npm run bench:quality`.
+  quality: async () => (await import('./quality.js')).benchQuality(),
 }
 
 const RESULTS = new URL('results/', import.meta.url).pathname
 const wanted = process.argv.slice(2)
-const names = wanted.length > 0 ? wanted : Object.keys(BENCHES)
+// quality trains for many minutes: only when asked for by name (npm run bench:quality).
+const names = wanted.length > 0 ? wanted : Object.keys(BENCHES).filter((n) => n !== 'quality')
 const unknown = names.filter((n) => !BENCHES[n])
 if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`)
