@@ -59,7 +59,8 @@ export async function saveCheckpoints(provider: Provider, id: number, runId: str
   if (!provider.copyFrom) return {remotePath, localPath: null, error: `the ${provider.name} provider cannot copy files`}
   const localPath = join(dir, 'checkpoints')
   try {
-    await provider.copyFrom(id, remotePath, localPath)
+    // Trailing slash: rsync copies the folder's contents into localPath.
+    await provider.copyFrom(id, `${remotePath}/`, localPath)
     return {remotePath, localPath}
   } catch (error) {
     return {remotePath, localPath: null, error: (error as Error).message}
