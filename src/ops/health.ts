@@ -114,17 +114,18 @@ export function rateLossTrend(points: MetricPoint[], t = DEFAULT_THRESHOLDS): {t
   const ref = pts[Math.max(0, pts.length - 4)].loss as number
   const rel = (last - ref) / Math.max(Math.abs(ref), 1e-12)
   if (rel > t.lossFlatTolerance) return {trend: 'increasing', rating: 'critical', detail: `${fmt(ref)} -> ${fmt(last)} (+${(rel * 100).toFixed(1)}%)`}
-  if (rel < -t.lossFlatTolerance) return {trend: 'decreasing', rating: 'healthy', detail: `${fmt(ref)} -> ${fmt(last)} (${(rel * 100).toFixed(1)}%)`}
+  // How long has it stayed within the tolerance of the last value?
   let k = pts.length - 1
   while (k > 0 && Math.abs((pts[k - 1].loss as number) - last) <= t.lossFlatTolerance * Math.max(Math.abs(last), 1e-12)) k--
   const first = pts[k]
   const end = pts[pts.length - 1]
-  if (first.time !== null && end.time !== null) {
-    const minutes = (end.time - first.time) / 60_000
-    return {trend: 'flat', rating: minutes >= t.lossFlatMinutes ? 'warning' : 'healthy', detail: `flat at ${fmt(last)} for ${minutes.toFixed(0)} min`}
-  }
+  const minutes = first.time !== null && end.time !== null ? (end.time - first.time) / 60_000 : null
   const span = pts.length - k
-  return {trend: 'flat', rating: span >= 3 ? 'warning' : 'healthy', detail: `flat at ${fmt(last)} for ${span} points (no timestamps)`}
+  const flatLong = minutes !== null ? minutes >= t.lossFlatMinutes : span >= 3
+  const since = minutes !== null ? `${minutes.toFixed(0)} min` : `${span} points (no timestamps)`
+  if (flatLong) return {trend: 'flat', rating: 'warning', detail: `flat at ${fmt(last)} for ${since}`}
+  if (rel < -t.lossFlatTolerance) return {trend: 'decreasing', rating: 'healthy', detail: `${fmt(ref)} -> ${fmt(last)} (${(rel * 100).toFixed(1)}%)`}
+  return {trend: 'flat', rating: 'healthy', detail: `flat at ${fmt(last)} for only ${since}`}
 }
 
 const ORDER: Record<Rating, number> = {healthy: 0, warning: 1, critical: 2}

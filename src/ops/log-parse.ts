@@ -129,13 +129,11 @@ export function parseLog(lines: string[]): LogSummary {
       while (j < lines.length && /^\s/.test(lines[j])) tb.push(lines[j++])
       if (j < lines.length) tb.push(lines[j])
       s.tracebacks.push({kind: 'python', lines: tb, error: (j < lines.length ? lines[j] : tb[tb.length - 1]).trim()})
-      i = j
     } else if (JS_ERROR.test(line) && i + 1 < lines.length && JS_FRAME.test(lines[i + 1])) {
       const tb = [line]
       let j = i + 1
       while (j < lines.length && JS_FRAME.test(lines[j])) tb.push(lines[j++])
       s.tracebacks.push({kind: 'javascript', lines: tb, error: line.trim()})
-      i = j - 1
     }
   }
   return s
