@@ -102,9 +102,9 @@ export function dataTarget(config: UpsConfig): {root?: string; tasks: string[]; 
   return {root: config.data.root, tasks: tasksOf(config), split: config.data.split}
 }
 
-/** Everything that changes what training produces; logging, vast and evaluation do not. */
+/** Everything that changes what training produces; logging, vast, monitor and evaluation do not. */
 export function trainingConfigHash(config: UpsConfig): string {
-  const {logging: _l, vast: _v, evaluation: _e, include: _i, ttc: _t, checkpoint: _c, ...rest} = config
+  const {logging: _l, vast: _v, monitor: _m, evaluation: _e, include: _i, ttc: _t, checkpoint: _c, ...rest} = config
   return sha256(canonicalJson(rest)).slice(0, 16)
 }
 

@@ -199,6 +199,26 @@ export const vastSchema = z.object({
   min_reliability: d(z.number().min(0).max(1), 'Lowest host reliability to accept.').optional(),
 })
 
+const pct = z.number().min(0).max(100)
+
+/** MON-001 thresholds for `ups monitor` / `ups watchdog`; defaults are the runbook's table. */
+export const monitorSchema = z.object({
+  gpu_util_warning_below: d(pct, 'GPU utilisation (%) under this is a warning (default 70).').optional(),
+  gpu_util_critical_below: d(pct, 'GPU utilisation (%) under this is critical (default 50).').optional(),
+  gpu_mem_warning_above: d(pct, 'GPU memory use (%) over this is a warning (default 90).').optional(),
+  gpu_mem_critical_above: d(pct, 'GPU memory use (%) over this is critical (default 95).').optional(),
+  loss_flat_minutes: d(positive, 'Operator loss unchanged this long is a warning (default 30).').optional(),
+  loss_flat_tolerance: d(positive, 'Relative change under which the loss counts as flat (default 0.01).').optional(),
+  diffusion_loss_warning_above: d(positive, 'Diffusion loss at or over this is a warning (default 0.01).').optional(),
+  diffusion_loss_critical_above: d(positive, 'Diffusion loss over this is critical (default 0.05).').optional(),
+  grad_norm_op_healthy: d(z.tuple([positive, positive]), 'Operator grad norm healthy range (default [0.01, 0.2]).').optional(),
+  grad_norm_op_critical: d(z.tuple([positive, positive]), 'Operator grad norm outside this is critical (default [0.001, 1.0]).').optional(),
+  grad_norm_diff_healthy: d(z.tuple([positive, positive]), 'Diffusion grad norm healthy range (default [0.05, 0.5]).').optional(),
+  grad_norm_diff_critical_above: d(positive, 'Diffusion grad norm over this is critical (default 2.0).').optional(),
+  cost_warning_above_pct: d(positive, 'Cost so far over this % of the estimate is a warning (default 120).').optional(),
+  cost_critical_above_pct: d(positive, 'Cost so far over this % of the estimate is critical (default 150).').optional(),
+})
+
 export const configSchema = z.object({
   include: d(z.union([z.string(), z.array(z.string())]), 'Config(s) this one extends (relative path).').optional(),
   seed: d(z.number().int(), 'Random seed for init, shuffling and sampling.').optional(),
@@ -216,9 +236,11 @@ export const configSchema = z.object({
   logging: d(z.object({wandb: wandbSchema.optional()}), 'Tracking.').optional(),
   ttc: ttcSchema.optional(),
   vast: d(vastSchema, 'Renting GPUs on Vast.ai.').optional(),
+  monitor: d(monitorSchema, 'Health thresholds for ups monitor and ups watchdog (the runbook’s MON-001 table).').optional(),
 })
 
 export type UpsConfig = z.infer<typeof configSchema>
+export type MonitorSettings = z.infer<typeof monitorSchema>
 export type StageSettings = z.infer<typeof stageSchema>
 export type OptimizerSettings = z.infer<typeof optimizerSchema>
 export type SchedulerSettings = z.infer<typeof schedulerSchema>

@@ -22,6 +22,8 @@ export interface OfferFilters {
   minDiskGb?: number
   /** Minimum CUDA version the host driver supports (cuda_max_good). */
   minCuda?: number
+  /** One specific offer (ups launch --offer-id). */
+  offerId?: number
   /** Only offers that can be rented now (default true). */
   rentable?: boolean
 }
@@ -52,6 +54,7 @@ const normGpu = (g: string) => g.trim().replace(/[\s_]+/g, ' ').toLowerCase()
 /** Vast's query string for the filters (gpu_ram in GB: the CLI converts it to MB). */
 export function buildOfferQuery(f: OfferFilters): string {
   const terms: string[] = []
+  if (f.offerId !== undefined) terms.push(`id=${f.offerId}`)
   if (f.gpu) {
     if (!/^[\w .-]+$/.test(f.gpu)) {
       throw new UserError(`GPU name "${f.gpu}" has characters Vast's query cannot take.`, {
@@ -77,6 +80,7 @@ export function buildOfferQuery(f: OfferFilters): string {
 export function filterOffers(offers: Offer[], f: OfferFilters): Offer[] {
   return offers.filter(
     (o) =>
+      (f.offerId === undefined || o.id === f.offerId) &&
       (f.gpu === undefined || normGpu(o.gpuName) === normGpu(f.gpu)) &&
       (f.numGpus === undefined || o.numGpus === f.numGpus) &&
       (f.maxPrice === undefined || o.dphTotal <= f.maxPrice) &&

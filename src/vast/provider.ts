@@ -50,6 +50,11 @@ export interface Provider {
   destroy(id: number): Promise<void>
   logs(id: number, options?: {tail?: number}): Promise<string[]>
   sshUrl(id: number): Promise<string>
+  /**
+   * Copies a folder off a running instance into a local folder (`vastai copy ID:PATH DIR`,
+   * rsync underneath). Optional: providers without it cannot save checkpoints.
+   */
+  copyFrom?(id: number, remotePath: string, localDir: string): Promise<void>
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -170,6 +175,27 @@ export class VastProvider implements Provider {
     const url = stdout.trim()
     if (!/^ssh:\/\/[^@\s]+@[^:\s]+:\d+$/.test(url)) throw malformed('vastai ssh-url', 'not an ssh:// URL', url, {})
     return url
+  }
+
+  async copyFrom(id: number, remotePath: string, localDir: string): Promise<void> {
+    if (!remotePath.startsWith('/') || remotePath.includes(':') || localDir.includes(':')) {
+      throw new UserError(`Cannot copy ${remotePath} to ${localDir}: vastai copy needs an absolute remote path and paths without ":".`, {
+        code: 'VAST_BAD_PATH',
+        exitCode: ExitCode.USAGE,
+      })
+    }
+    // The CLI exits 0 whatever rsync did: read what it printed.
+    const {stdout, stderr} = await this.cli.exec(['copy', `${checkId(id)}:${remotePath}`, localDir], {mutating: true, timeoutMs: 30 * 60_000})
+    const text = `${stdout}\n${stderr}`
+    const failure = /^rsync(?: error)?:.*$/m.exec(text) ?? (/^copying /m.test(stdout) ? null : /\S.*$/m.exec(stdout.trim()))
+    if (failure) {
+      throw new UserError(`vastai copy ${id}:${remotePath} did not copy: ${failure[0].slice(0, 200)}`, {
+        code: 'VAST_COPY_FAILED',
+        hint: `The instance may not be running, or the path may not exist there; check with \`ups instances show ${id}\`.`,
+        exitCode: ExitCode.EXTERNAL,
+        details: {id, remotePath},
+      })
+    }
   }
 
   /** stop/start/destroy print plain text even with --raw; success is the expected sentence. */

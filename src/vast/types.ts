@@ -57,6 +57,7 @@ export const RawInstanceSchema = z.looseObject({
   machine_id: num,
   geolocation: str,
   uptime_mins: num,
+  vmem_usage: num,
   extra_env: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).nullable().optional(),
 })
 export type RawInstance = z.infer<typeof RawInstanceSchema>
@@ -131,6 +132,10 @@ export interface Instance {
   machineId: number | null
   location: string | null
   uptimeMins: number | null
+  /** Per-GPU memory, GB (Vast's gpu_ram, MB / 1000); optional for older callers. */
+  gpuRamGb?: number | null
+  /** GPU memory in use, GB (Vast's vmem_usage), when the host reports it. */
+  gpuMemUsedGb?: number | null
   /** Names of the env vars set at create time (values omitted on purpose). */
   envKeys: string[]
 }
@@ -187,6 +192,8 @@ export function toInstance(raw: RawInstance): Instance {
     machineId: n(raw.machine_id),
     location: raw.geolocation ?? null,
     uptimeMins: n(raw.uptime_mins),
+    gpuRamGb: n(raw.gpu_ram) === null ? null : Math.round((raw.gpu_ram as number) / 100) / 10,
+    gpuMemUsedGb: n(raw.vmem_usage),
     envKeys,
   }
 }

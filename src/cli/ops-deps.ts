@@ -1,0 +1,83 @@
+/**
+ * The real dependencies of `ups launch`, `monitor`, `watchdog` and `recover`: git through
+ * execa, the launch record file, the wall clock, a detached watchdog process. Tests pass fakes
+ * to the modules instead.
+ */
+import {Flags} from '@oclif/core'
+import {spawn} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {mkdirSync, openSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {execa} from 'execa'
+
+import {loadConfig} from '../config/index.js'
+import type {MonitorDeps} from '../ops/index.js'
+import {staticEstimateFn} from '../pipeline/static-estimate.js'
+import type {Logger} from '../util/logger.js'
+import {type GitRunner, type LaunchDeps, launchesPath} from '../vast/index.js'
+import {realSleep, realVastProvider} from './vast.js'
+
+export const gitRunner: GitRunner = async (args, cwd) => {
+  const r = await execa('git', args, {cwd, reject: false, stdin: 'ignore'})
+  if ((r as {code?: string}).code === 'ENOENT') throw new Error('git is not installed')
+  return {stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 1}
+}
+
+export function realLaunchesFile(): string {
+  return launchesPath(process.env, homedir())
+}
+
+/** Starts `ups watchdog ID` detached, its output in `<UPS_HOME>/watchdog/<id>.log`; returns the pid. */
+export function detachedWatchdog(binPath: string, flags: {'vastai-bin'?: string}): (id: number) => Promise<number> {
+  return async (id) => {
+    const log = join(dirname(realLaunchesFile()), 'watchdog', `${id}.log`)
+    mkdirSync(dirname(log), {recursive: true})
+    const fd = openSync(log, 'a')
+    const args = [binPath, 'watchdog', String(id), ...(flags['vastai-bin'] ? ['--vastai-bin', flags['vastai-bin']] : [])]
+    const child = spawn(process.execPath, args, {detached: true, stdio: ['ignore', fd, fd], env: process.env, cwd: process.cwd()})
+    child.unref()
+    if (child.pid === undefined) throw new Error('could not start the watchdog process')
+    return child.pid
+  }
+}
+
+export function realLaunchDeps(flags: {'vastai-bin'?: string}, logger: Logger, onStage?: LaunchDeps['onStage']): LaunchDeps {
+  return {
+    provider: realVastProvider(flags, logger),
+    git: gitRunner,
+    // Swap in the dry-run estimator (src/pipeline/estimate.ts estimateRun) when it lands.
+    estimate: staticEstimateFn,
+    now: () => new Date(),
+    sleep: realSleep,
+    randomHex: () => randomBytes(2).toString('hex'),
+    env: process.env,
+    cwd: process.cwd(),
+    launchesFile: realLaunchesFile(),
+    onStage,
+  }
+}
+
+export function realMonitorDeps(flags: {'vastai-bin'?: string}, logger: Logger): MonitorDeps & {sleep: (ms: number) => Promise<void>} {
+  return {
+    provider: realVastProvider(flags, logger),
+    launchesFile: realLaunchesFile(),
+    now: () => new Date(),
+    sleep: realSleep,
+    loadMonitorSettings: async (path) => (await loadConfig(path)).config.monitor,
+  }
+}
+
+/** "90s", "15m", "2h", or plain seconds -> milliseconds. */
+export function parseDuration(input: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(input)
+  if (!m) throw new Error(`Expected a duration like 90s, 15m or 2h but received: ${input}`)
+  const unit = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
+  return Math.round(Number(m[1]) * unit)
+}
+
+export const durationFlag = Flags.custom<number>({
+  async parse(input) {
+    return parseDuration(input)
+  },
+})
