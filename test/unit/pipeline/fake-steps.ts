@@ -22,6 +22,8 @@ export interface FakeOptions {
   metrics?: {small?: Record<string, number>; full?: Record<string, number>}
   /** Units that throw a UserError with this message. */
   fail?: Partial<Record<string, string>>
+  /** Units that die right after committing their files (before anything records them). */
+  crashAfterCommit?: string[]
   /** validate reports these failed checks. */
   invalid?: string[]
 }
@@ -46,6 +48,7 @@ export function fakeSteps(o: FakeOptions): PipelineSteps & {options: FakeOptions
     const message = o.fail?.[name]
     if (message) throw new UserError(message, {code: 'FAKE_FAILURE'})
     const out = await work(id)
+    if (o.crashAfterCommit?.includes(name)) throw new Error(`simulated crash after ${name} committed`)
     await log({event: 'done', unit: name, exec: id, ...extra})
     return out
   }

@@ -158,3 +158,40 @@ describe('ups run orchestrator', () => {
     await assert.rejects(resumePipeline('run_nope', {}, pipelineDeps(dir, steps)), (e: Error & {code?: string}) => e.code === 'RUNDIR_NOT_FOUND')
   })
 })
+
+describe('crash right after a commit', () => {
+  it('resume adopts a committed evaluation and committed checkpoints instead of redoing them', async (t) => {
+    const {dir, log} = await setup(t)
+    const crashing = fakeSteps({log, crashAfterCommit: ['eval:small']})
+    const r = await runPipeline(runOptions(dir), pipelineDeps(dir, crashing))
+    assert.equal(r.failedStep, 'small_eval')
+    const resumed = await resumePipeline(RUN_ID, {}, pipelineDeps(dir, fakeSteps({log})))
+    assert.equal(resumed.ok, true, resumed.message)
+    const ev = await readLog(log)
+    assert.equal(startCount(ev, 'eval:small'), 1, 'the committed small evaluation was adopted')
+    assert.match(resumed.steps.small_eval!.detail, /adopted finished results/)
+    const results = JSON.parse(await readFile(join(dir, 'runs', RUN_ID, 'eval', 'small', 'results.json'), 'utf8'))
+    assert.equal(results.execs.length, 1)
+  })
+
+  it('a training stage committed before the crash is not trained again', async (t) => {
+    const {dir, log} = await setup(t)
+    const r = await runPipeline(runOptions(dir), pipelineDeps(dir, fakeSteps({log, crashAfterCommit: ['train:autoencoder']})))
+    assert.equal(r.failedStep, 'train')
+    const resumed = await resumePipeline(RUN_ID, {}, pipelineDeps(dir, fakeSteps({log})))
+    assert.equal(resumed.ok, true, resumed.message)
+    const ev = await readLog(log)
+    assert.equal(startCount(ev, 'train:autoencoder'), 1)
+    assert.equal(doneCount(ev, 'train:operator'), 1)
+  })
+
+  it('a redo interrupted after clearing is not lost: resume still redoes the evaluation once', async (t) => {
+    const {dir, log, run} = await setup(t)
+    await run()
+    const r = await run({redoFullEval: true}, fakeSteps({log, fail: {'eval:full': 'killed'}}))
+    assert.equal(r.failedStep, 'full_eval')
+    const resumed = await resumePipeline(RUN_ID, {}, pipelineDeps(dir, fakeSteps({log})))
+    assert.equal(resumed.ok, true, resumed.message)
+    assert.equal(doneCount(await readLog(log), 'eval:full'), 2)
+  })
+})
