@@ -232,7 +232,7 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     deps.onProgress?.(`${status === 'ok' ? '✓' : '-'} ${step}: ${detail}`)
   }
   try {
-    const validation = await steps.validate(configPath, options.overrides ?? [])
+    const validation = await steps.validate(configPath, options.overrides ?? [], {noData: Boolean(options.skipData || options.estimateOnly)})
     if (!validation.valid) throw new UserError(`${validation.failed.length} check(s) failed: ${validation.failed.join('; ')}`, {code: 'CONFIG_INVALID', hint: `See \`ups validate ${configPath}\`.`})
     done('validate', 'ok', `${validation.summary.passed}/${validation.summary.total} checks passed`)
     const {config} = await loadConfig(configPath, {overrides: options.overrides, deps: {cwd: deps.cwd}})

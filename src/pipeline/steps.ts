@@ -83,7 +83,8 @@ export interface EvalOutcome {
 }
 
 export interface PipelineSteps {
-  validate(configPath: string, overrides: string[]): Promise<ValidateOutcome>
+  /** `noData`: the data need not be on this machine (a missing data.root is a warning). */
+  validate(configPath: string, overrides: string[], options?: {noData?: boolean}): Promise<ValidateOutcome>
   checkData(config: UpsConfig, options: {quick: boolean}): Promise<DataCheckOutcome>
   estimate(config: UpsConfig, options: EstimateStepOptions): Promise<RunEstimate>
   train(config: UpsConfig, options: TrainStepOptions): Promise<TrainOutcome>
@@ -108,8 +109,8 @@ export interface RealStepsDeps {
 
 // ---------------------------------------------------------------- validate
 
-export async function validateStep(configPath: string, overrides: string[], deps: Pick<RealStepsDeps, 'cwd' | 'env'>): Promise<ValidateOutcome> {
-  const r = await validateConfig(configPath, {overrides, deps: {cwd: deps.cwd, env: deps.env}})
+export async function validateStep(configPath: string, overrides: string[], deps: Pick<RealStepsDeps, 'cwd' | 'env'>, noData = false): Promise<ValidateOutcome> {
+  const r = await validateConfig(configPath, {overrides, noData, deps: {cwd: deps.cwd, env: deps.env}})
   return {
     valid: r.valid,
     failed: r.checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message.split('\n')[0]}`),
@@ -211,7 +212,7 @@ export const EVALUATE_MODULE = '../training/evaluate.js'
 /** The real steps. Train and evaluate are adapters over the training module's entry points. */
 export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
   return {
-    validate: (path, overrides) => validateStep(path, overrides, deps),
+    validate: (path, overrides, options) => validateStep(path, overrides, deps, options?.noData),
     checkData: (config, options) => checkDataStep(config, options, deps),
     async estimate(config, options) {
       const {estimateRun} = await import('./estimate.js')
