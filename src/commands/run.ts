@@ -46,7 +46,7 @@ Ends with "Training pipeline completed successfully" (exit 0) or "Training pipel
     'wandb-mode': Flags.string({description: 'W&B mode for training.', options: ['online', 'offline', 'disabled'], default: 'disabled'}),
     'leaderboard-wandb': Flags.boolean({description: 'Also mirror the leaderboard row to W&B.'}),
     'strict-exit': Flags.boolean({description: 'A failed gate exits 1.'}),
-    gpu: Flags.string({description: 'Target GPU of the dry-run estimate (default: vast.gpu, else A100).'}),
+    gpu: Flags.string({description: 'Target GPU of the dry-run estimate (default: this machine, timed on its backend).'}),
     'runs-root': runsRootFlag,
   }
 

@@ -56,7 +56,7 @@ export interface PipelineRunOptions {
   wandbMode: 'online' | 'offline' | 'disabled'
   leaderboardWandb: boolean
   strictExit: boolean
-  /** Target GPU for the dry-run estimate (default: vast.gpu, else A100). */
+  /** Target GPU for the dry-run estimate (default: 'local', this machine). */
   gpu?: string
 }
 

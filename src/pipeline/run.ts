@@ -136,7 +136,8 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
     else if (isDone('dry_run')) estimateLine = meta.steps.dry_run?.detail
     else {
       const passes = (options.skipSmallEval ? 0 : 1) + (options.skipFullEval ? 0 : 1)
-      const e = await deps.steps.estimate(config, {gpu: options.gpu, evalPasses: passes})
+      // Estimated where it runs: the step is timed on this machine's backend ('local'), unless --gpu says otherwise.
+      const e = await deps.steps.estimate(config, {gpu: options.gpu ?? 'local', evalPasses: passes})
       await writeJsonAtomic(join(dir.path, 'estimate.json'), e)
       estimateLine = e.line
       await record('dry_run', 'done', e.line)
