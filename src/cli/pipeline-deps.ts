@@ -1,0 +1,38 @@
+/**
+ * The real dependencies of the pipeline commands: the real steps (train/evaluate loaded at run
+ * time), this process's clock, environment and working folder, and progress on stderr.
+ */
+import {randomBytes} from 'node:crypto'
+
+import type {PipelineDeps} from '../pipeline/run.js'
+import {realPipelineSteps, type RealStepsDeps} from '../pipeline/steps.js'
+import type {Logger} from '../util/logger.js'
+import {redactSecrets} from '../util/secrets.js'
+import {realVastProvider} from './vast.js'
+
+export function stderrProgress(line: string): void {
+  process.stderr.write(redactSecrets(line) + '\n')
+}
+
+export function realStepsDeps(logger: Logger, flags: {'vastai-bin'?: string} = {}): RealStepsDeps {
+  return {
+    cwd: process.cwd(),
+    env: process.env,
+    now: () => new Date(),
+    monotonic: () => performance.now(),
+    provider: () => realVastProvider(flags, logger),
+    onProgress: stderrProgress,
+  }
+}
+
+export function realPipelineDeps(logger: Logger, runsRoot?: string): PipelineDeps {
+  const stepsDeps = realStepsDeps(logger)
+  return {
+    steps: realPipelineSteps(stepsDeps),
+    now: stepsDeps.now,
+    randomHex: () => randomBytes(2).toString('hex'),
+    cwd: stepsDeps.cwd,
+    runsRoot,
+    onProgress: stderrProgress,
+  }
+}

@@ -1,0 +1,46 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../cli/base-command.js'
+import {configOverrideFlag} from '../cli/flags.js'
+import {realStepsDeps} from '../cli/pipeline-deps.js'
+import {vastFlags} from '../cli/vast.js'
+import {type DryRunResult, dryRun, realPipelineSteps, renderDryRun} from '../pipeline/index.js'
+import {GPU_NAMES} from '../pipeline/gpus.js'
+
+export type DryRunCommandResult = DryRunResult
+
+export default class DryRun extends BaseCommand {
+  static summary = 'Check a config end to end without training, and estimate the run\'s time and cost.'
+  static description = `Validates the config (the \`ups validate\` checks), checks the data (quick scan; with data.generate and no files, generates them), builds every model (parameters and memory), runs two real training steps per enabled stage on one synthetic batch with the local backend, and estimates the whole run on the target GPU: epochs x steps per epoch x the measured step time scaled by the GPU's FP32 throughput (15% efficiency + 4 ms per step), plus evaluation, at the GPU's price (a dated table, or the cheapest live Vast.ai offer with --live-prices). Writes estimate.json. Any failure names the step and exits 1.`
+  static examples = [
+    '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml',
+    '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml --estimate-only --gpu RTX_4090',
+    '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml --estimate-only --static   # table only, no step timing',
+    '<%= config.bin %> dry-run configs/local_smoke.yaml --gpu local --json',
+    '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml --gpu H100 --live-prices',
+  ]
+  static args = {config: Args.string({description: 'Path to the YAML training config.', required: true})}
+  static flags = {
+    ...vastFlags,
+    'estimate-only': Flags.boolean({description: 'Skip the data scan and print only the estimate.'}),
+    static: Flags.boolean({description: 'Use the throughput table alone: no training steps are timed.'}),
+    gpu: Flags.string({description: `Target GPU (${GPU_NAMES.join(', ')}) or "local" for this machine. Default: vast.gpu, else A100.`}),
+    'skip-data': Flags.boolean({description: 'Do not check (or generate) the data.'}),
+    'live-prices': Flags.boolean({description: 'Price with the cheapest current Vast.ai offer (runs `vastai search offers`).'}),
+    out: Flags.string({description: 'Folder for estimate.json.', default: 'artifacts'}),
+    set: configOverrideFlag,
+  }
+
+  async run(): Promise<DryRunCommandResult> {
+    const {args, flags} = await this.parse(DryRun)
+    const deps = realStepsDeps(this.logger, flags)
+    const result = await dryRun(
+      args.config,
+      {overrides: flags.set, estimateOnly: flags['estimate-only'], skipData: flags['skip-data'], static: flags.static, gpu: flags.gpu, livePrices: flags['live-prices'], out: flags.out},
+      realPipelineSteps(deps),
+      {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress},
+    )
+    if (!this.jsonEnabled()) this.log(renderDryRun(result, flags['estimate-only']))
+    return result
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The one interface between the orchestrator and the work it orchestrates. `ups run`, `ups
+ * resume` and `ups dry-run` only ever call these; tests inject fakes. The real implementations of
+ * validate, data check and estimate live here; train and evaluate load the training module's
+ * `train.js` / `evaluate.js` at run time and fail with a UserError when they are not there.
+ */
+import {readFile} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+
+import {type StageName, tasksOf, type UpsConfig} from '../config/index.js'
+import {validateConfig} from '../config/validate.js'
+import type {Provider} from '../vast/provider.js'
+import {ExitCode, UserError} from '../util/errors.js'
+import type {RunEstimate} from './estimate.js'
+
+export interface ValidateOutcome {
+  valid: boolean
+  /** "check.id: message" of each failed check. */
+  failed: string[]
+  warnings: string[]
+  summary: {passed: number; warnings: number; failed: number; skipped: number; total: number}
+}
+
+export interface DataFileOutcome {
+  task: string
+  split: string
+  path: string
+  ok: boolean
+  numSamples: number | null
+  problem?: string
+}
+
+export interface DataCheckOutcome {
+  ok: boolean
+  root: string
+  /** Splits generated now (data.generate set and the files were missing). */
+  generated: string[]
+  files: DataFileOutcome[]
+}
+
+export interface EstimateStepOptions {
+  /** Target GPU name, or 'local' for this machine's backend. */
+  gpu?: string
+  /** Table only: no step measurement. */
+  static?: boolean
+  livePrices?: boolean
+  /** Evaluation passes to include (small + full = 2). */
+  evalPasses?: number
+}
+
+export interface TrainStepOptions {
+  runDir: string
+  /** Continue from the newest checkpoint of each stage. */
+  resume: boolean
+  /** Start over even when checkpoints exist. */
+  force: boolean
+  /** W&B mode for the training run. */
+  wandbMode?: 'online' | 'offline' | 'disabled'
+  /** Only this stage (default: every enabled stage). */
+  stage?: StageName
+}
+
+export interface TrainOutcome {
+  /** Stages trained by this call (resumed ones included). */
+  stages: string[]
+  checkpointsDir: string
+  /** The W&B run descriptor when W&B was on (written to artifacts/wandb_run.json). */
+  wandb?: Record<string, unknown> | null
+}
+
+export interface EvaluateStepOptions {
+  runDir: string
+  split: string
+  /** Folder for results.json, report.md and plots. */
+  out: string
+  kind: 'small' | 'full'
+}
+
+export interface EvalOutcome {
+  /** Flat numeric metrics (nrmse, mse, ...). */
+  metrics: Record<string, number>
+  resultsPath: string
+}
+
+export interface PipelineSteps {
+  /** `noData`: the data need not be on this machine (a missing data.root is a warning). */
+  validate(configPath: string, overrides: string[], options?: {noData?: boolean}): Promise<ValidateOutcome>
+  checkData(config: UpsConfig, options: {quick: boolean}): Promise<DataCheckOutcome>
+  estimate(config: UpsConfig, options: EstimateStepOptions): Promise<RunEstimate>
+  train(config: UpsConfig, options: TrainStepOptions): Promise<TrainOutcome>
+  evaluate(config: UpsConfig, options: EvaluateStepOptions): Promise<EvalOutcome>
+  /** The finished evaluation already in `out` (results.json), if any: lets a rerun reuse it. */
+  readEvaluation(out: string): Promise<EvalOutcome | undefined>
+}
+
+export interface RealStepsDeps {
+  cwd: string
+  env: NodeJS.ProcessEnv
+  /** Wall clock. */
+  now: () => Date
+  /** Monotonic milliseconds, for step timing. */
+  monotonic: () => number
+  /** The Vast provider, built only when live prices are asked for. */
+  provider?: () => Provider
+  onProgress?: (line: string) => void
+  /** Imports a module relative to this file (tests replace it to simulate a missing module). */
+  importModule?: (specifier: string) => Promise<unknown>
+}
+
+// ---------------------------------------------------------------- validate
+
+export async function validateStep(configPath: string, overrides: string[], deps: Pick<RealStepsDeps, 'cwd' | 'env'>, noData = false): Promise<ValidateOutcome> {
+  const r = await validateConfig(configPath, {overrides, noData, deps: {cwd: deps.cwd, env: deps.env}})
+  return {
+    valid: r.valid,
+    failed: r.checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message.split('\n')[0]}`),
+    warnings: r.checks.filter((c) => c.status === 'warn').map((c) => `${c.id}: ${c.message.split('\n')[0]}`),
+    summary: r.summary,
+  }
+}
+
+// ---------------------------------------------------------------- data check
+
+/** The data folder of a config, relative to cwd; data.generate without a root writes data/pdebench. */
+export function dataRootOf(config: UpsConfig, cwd: string): string {
+  return resolve(cwd, config.data.root ?? join('data', 'pdebench'))
+}
+
+/** Splits a run reads: training, validation when present, and evaluation. */
+export function splitsOf(config: UpsConfig): string[] {
+  return [...new Set([config.data.split ?? 'train', config.evaluation?.split ?? 'test'])]
+}
+
+export async function checkDataStep(config: UpsConfig, options: {quick: boolean}, deps: Pick<RealStepsDeps, 'cwd' | 'now' | 'onProgress'>): Promise<DataCheckOutcome> {
+  const data = await import('../data/index.js')
+  const root = dataRootOf(config, deps.cwd)
+  const generated: string[] = []
+  const g = config.data.generate
+  if (g) {
+    for (const task of tasksOf(config)) {
+      const r = await data.ensureGeneratedData({
+        root, task, samples: g.samples ?? 100, nx: g.nx, nt: g.nt, nu: g.nu, beta: g.beta, seed: g.seed,
+        splits: g.splits as Record<string, number> | undefined,
+      })
+      if (r.generated.length > 0) deps.onProgress?.(`  generated ${task} ${r.generated.join(', ')} into ${root}`)
+      generated.push(...r.generated.map((s) => `${task}_${s}`))
+    }
+  }
+  const r = await data.validateData({root, tasks: tasksOf(config), splits: g ? 'all' : splitsOf(config), quick: options.quick}, {now: deps.now})
+  return {
+    ok: r.ok,
+    root,
+    generated,
+    files: r.files.map((f) => ({
+      task: f.task, split: f.split, path: f.path, ok: f.ok, numSamples: f.numSamples,
+      ...(f.ok ? {} : {problem: f.checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.detail}`).join('; ')}),
+    })),
+  }
+}
+
+// ---------------------------------------------------------------- evaluation results
+
+/** Numeric metrics of a results.json: its `metrics` object when there is one, else top-level numbers. */
+export function flattenMetrics(value: unknown, prefix = ''): Record<string, number> {
+  const out: Record<string, number> = {}
+  if (!value || typeof value !== 'object') return out
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof v === 'number' && Number.isFinite(v)) out[prefix + k] = v
+    else if (v && typeof v === 'object' && !Array.isArray(v) && prefix === '' && k !== 'config') Object.assign(out, flattenMetrics(v, `${k}.`))
+  }
+  return out
+}
+
+export async function readEvaluationResults(out: string): Promise<EvalOutcome | undefined> {
+  const resultsPath = join(out, 'results.json')
+  let doc: Record<string, unknown>
+  try {
+    doc = JSON.parse(await readFile(resultsPath, 'utf8'))
+  } catch {
+    return undefined // absent or torn: not a finished evaluation
+  }
+  const metrics = doc.metrics && typeof doc.metrics === 'object' ? flattenMetrics(doc.metrics) : flattenMetrics(doc)
+  return Object.keys(metrics).length > 0 ? {metrics, resultsPath} : undefined
+}
+
+// ---------------------------------------------------------------- train / evaluate (other modules)
+
+function missingModule(what: string, specifier: string, error: unknown): UserError {
+  return new UserError(`${what} is not available in this build: ${specifier} could not be loaded (${(error as Error).message?.split('\n')[0]}).`, {
+    code: 'PIPELINE_STEP_UNAVAILABLE',
+    hint: 'Use a ups build that includes `ups train` and `ups eval`, or skip the step (--skip-training with existing checkpoints, --skip-small-eval, --skip-full-eval).',
+    exitCode: ExitCode.CHECK_FAILED,
+    cause: error,
+  })
+}
+
+async function loadFunction(deps: RealStepsDeps, specifier: string, name: string, what: string): Promise<(...args: unknown[]) => Promise<unknown>> {
+  let mod: Record<string, unknown>
+  try {
+    mod = (await (deps.importModule ?? ((s: string) => import(s)))(specifier)) as Record<string, unknown>
+  } catch (error) {
+    throw missingModule(what, specifier, error)
+  }
+  const fn = mod[name]
+  if (typeof fn !== 'function') throw missingModule(what, specifier, new Error(`it has no export ${name}()`))
+  return fn as (...args: unknown[]) => Promise<unknown>
+}
+
+export const TRAIN_MODULE = '../training/train.js'
+export const EVALUATE_MODULE = '../training/evaluate.js'
+
+/** The real steps. Train and evaluate are adapters over the training module's entry points. */
+export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
+  return {
+    validate: (path, overrides, options) => validateStep(path, overrides, deps, options?.noData),
+    checkData: (config, options) => checkDataStep(config, options, deps),
+    async estimate(config, options) {
+      const {estimateRun} = await import('./estimate.js')
+      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress})
+    },
+    async train(config, options) {
+      const trainPipeline = await loadFunction(deps, TRAIN_MODULE, 'trainPipeline', 'Training (`ups train`)')
+      const result = (await trainPipeline(config, {
+        runDir: options.runDir, backend: 'auto', stage: options.stage, resume: options.resume, force: options.force, wandbMode: options.wandbMode,
+        deps: {now: deps.now, env: deps.env, onProgress: deps.onProgress},
+      })) as {stages?: unknown; wandb?: Record<string, unknown> | null} | undefined
+      return {
+        stages: Array.isArray(result?.stages) ? result.stages.map((s) => (typeof s === 'string' ? s : String((s as {stage?: unknown}).stage))) : [],
+        checkpointsDir: join(options.runDir, 'checkpoints'),
+        wandb: result?.wandb ?? null,
+      }
+    },
+    async evaluate(config, options) {
+      const evaluate = await loadFunction(deps, EVALUATE_MODULE, 'evaluate', 'Evaluation (`ups eval`)')
+      await evaluate(config, {runDir: options.runDir, split: options.split, out: options.out, kind: options.kind, deps: {now: deps.now, env: deps.env, onProgress: deps.onProgress}})
+      const read = await readEvaluationResults(options.out)
+      if (!read) {
+        throw new UserError(`The evaluation finished but ${join(options.out, 'results.json')} has no numeric metrics.`, {
+          code: 'PIPELINE_EVAL_NO_RESULTS',
+          hint: `Look at ${options.out} and rerun with --redo-${options.kind}-eval.`,
+          exitCode: ExitCode.CHECK_FAILED,
+        })
+      }
+      return read
+    },
+    readEvaluation: readEvaluationResults,
+  }
+}

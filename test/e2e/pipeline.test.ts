@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import {cp, readFile, stat, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {describe, it} from 'node:test'
+
+import {REPO_ROOT, hasStackTrace, runCli, tempDir} from '../helpers.js'
+
+/** A work folder with the repo's configs, so generated data and artefacts stay in the temp dir. */
+async function workDir(t: import('node:test').TestContext): Promise<string> {
+  const dir = await tempDir(t, 'ups-e2e-pipeline-')
+  await cp(join(REPO_ROOT, 'configs'), join(dir, 'configs'), {recursive: true})
+  return dir
+}
+
+describe('ups dry-run', () => {
+  it('local_smoke --json: validates, generates the data, builds every model, times two steps per stage, writes estimate.json', {timeout: 180_000}, async (t) => {
+    const dir = await workDir(t)
+    const r = await runCli(['dry-run', 'configs/local_smoke.yaml', '--json'], {cwd: dir})
+    assert.equal(r.code, 0, r.stderr)
+    const out = JSON.parse(r.stdout)
+    assert.deepEqual(out.steps.map((s: {step: string; status: string}) => `${s.step}:${s.status}`), ['validate:ok', 'data check:ok', 'build models:ok', 'measure steps:ok', 'estimate:ok', 'write estimate:ok'])
+    const stages = ['autoencoder', 'operator', 'diff_residual', 'consistency_distill']
+    assert.deepEqual(out.estimate.models.map((m: {stage: string}) => m.stage), stages)
+    for (const m of out.estimate.models) assert.ok(m.params > 0 && m.memoryBytes > 4 * m.params, JSON.stringify(m))
+    for (const s of out.estimate.measurements) {
+      assert.equal(s.stepMs.length, 2)
+      assert.ok(s.measuredMs > 0 && s.flopsPerStep > 0)
+    }
+    assert.equal(out.estimate.data.source, 'data')
+    assert.equal(out.estimate.data.trainSamples, 36)
+    assert.equal(out.estimate.target.name, 'A100')
+    assert.match(out.estimate.line, /^Estimated: [\d.]+ h, \$[\d.]+ on A100 \(\$1\.89\/hr\)$/)
+    const written = JSON.parse(await readFile(join(dir, 'artifacts', 'estimate.json'), 'utf8'))
+    assert.equal(written.totalSeconds, out.estimate.totalSeconds)
+    await stat(join(dir, 'artifacts', 'data', 'local_smoke', 'burgers1d_train.h5'))
+  })
+
+  it('--estimate-only --static prints only the estimate line, with no data scan and no timing', async (t) => {
+    const dir = await workDir(t)
+    const r = await runCli(['dry-run', 'configs/train_burgers_32dim.yaml', '--estimate-only', '--static', '--gpu', 'RTX_4090', '--out', 'est'], {cwd: dir})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /^Estimated: [\d.]+ h, \$[\d.]+ on RTX_4090 \(\$0\.40\/hr\)\nPrice: table \(2025-10-16\)\. Written to est\/estimate\.json\n$/)
+    const est = JSON.parse(await readFile(join(dir, 'est', 'estimate.json'), 'utf8'))
+    assert.equal(est.method, 'static')
+    assert.deepEqual(est.measurements, [])
+  })
+
+  it('a broken config exits 1 naming the failed step, without a stack trace', async (t) => {
+    const dir = await workDir(t)
+    await writeFile(join(dir, 'broken.yaml'), 'include: configs/local_smoke.yaml\noperator:\n  pdet: {group_size: 7}\n')
+    const r = await runCli(['dry-run', 'broken.yaml'], {cwd: dir})
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /Error: Dry run failed at validate: .*arch\.group_size_divides_hidden/)
+    assert.ok(!hasStackTrace(r.stderr))
+    const j = await runCli(['dry-run', 'broken.yaml', '--json'], {cwd: dir})
+    assert.equal(j.code, 1)
+    assert.equal(JSON.parse(j.stdout).error.code, 'PIPELINE_DRY_RUN_FAILED')
+  })
+})
+
+describe('ups run / ups resume', () => {
+  it('with only --train-config, generates the data and stops at train with a clear reason while ups train is absent', {timeout: 180_000}, async (t) => {
+    const dir = await workDir(t)
+    const r = await runCli(['run', '--train-config', 'configs/local_smoke.yaml', '--skip-dry-run', '--json'], {cwd: dir})
+    const out = JSON.parse(r.stdout)
+    if (out.ok) return t.skip('ups train is present: the main job ran end to end')
+    assert.equal(r.code, 1)
+    assert.equal(out.failedStep, 'train')
+    assert.match(out.message, /^Training pipeline failed: train: Training \(`ups train`\) is not available/)
+    assert.equal(out.steps.data_check.status, 'done')
+    await stat(join(dir, 'artifacts', 'data', 'local_smoke', 'burgers1d_test.h5'))
+    const meta = JSON.parse(await readFile(join(out.runDir, 'metadata.json'), 'utf8'))
+    assert.equal(meta.steps.train.status, 'failed')
+  })
+
+  it('resume of an unknown run is a usage error (exit 2)', async (t) => {
+    const dir = await workDir(t)
+    const r = await runCli(['resume', 'run_20990101_000000_0000'], {cwd: dir})
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /No run "run_20990101_000000_0000"/)
+  })
+
+  it('a bad --gate-ratio is a usage error (exit 2)', async (t) => {
+    const dir = await workDir(t)
+    const r = await runCli(['run', '--train-config', 'configs/local_smoke.yaml', '--gate-ratio', 'nrmse'], {cwd: dir})
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--gate-ratio "nrmse" is not KEY=FACTOR/)
+  })
+})

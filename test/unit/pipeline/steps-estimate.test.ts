@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import {readdir, writeFile, mkdir} from 'node:fs/promises'
+import {join} from 'node:path'
+import {describe, it} from 'node:test'
+
+import {loadConfig} from '../../../src/config/index.js'
+import {estimateStage, estimateLine, targetStepSeconds, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S, type DataShape} from '../../../src/pipeline/estimate-math.js'
+import {resolveTarget} from '../../../src/pipeline/estimate.js'
+import {findGpu} from '../../../src/pipeline/gpus.js'
+import {flattenMetrics, readEvaluationResults, realPipelineSteps} from '../../../src/pipeline/steps.js'
+import {tempDir} from '../../helpers.js'
+import {TINY_CONFIG} from './fake-steps.js'
+
+const deps = (cwd: string) => ({cwd, env: {}, now: () => new Date('2025-10-16T00:00:00Z'), monotonic: () => performance.now()})
+
+describe('real steps', () => {
+  it('train and evaluate fail with a clear UserError while their modules are missing (no fake results)', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG)
+    const {config} = await loadConfig(join(dir, 'c.yaml'))
+    const steps = realPipelineSteps({...deps(dir), importModule: async (s) => { throw new Error(`Cannot find module '${s}'`) }})
+    await assert.rejects(steps.train(config, {runDir: dir, resume: false, force: false}), (e: Error & {code?: string}) => e.code === 'PIPELINE_STEP_UNAVAILABLE' && /Training \(`ups train`\) is not available.*train\.js/.test(e.message))
+    await assert.rejects(steps.evaluate(config, {runDir: dir, split: 'test', out: join(dir, 'eval'), kind: 'small'}), (e: Error & {code?: string}) => e.code === 'PIPELINE_STEP_UNAVAILABLE')
+    const noExport = realPipelineSteps({...deps(dir), importModule: async () => ({})})
+    await assert.rejects(noExport.train(config, {runDir: dir, resume: false, force: false}), /has no export trainPipeline/)
+  })
+
+  it('train passes the run directory and resume flag through to trainPipeline', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG)
+    const {config} = await loadConfig(join(dir, 'c.yaml'))
+    let seen: Record<string, unknown> = {}
+    const steps = realPipelineSteps({...deps(dir), importModule: async () => ({trainPipeline: async (_c: unknown, o: Record<string, unknown>) => { seen = o; return {stages: [{stage: 'operator'}], wandb: {id: 'w1'}} }})})
+    const r = await steps.train(config, {runDir: dir, resume: true, force: false})
+    assert.equal(seen.runDir, dir)
+    assert.equal(seen.resume, true)
+    assert.equal(seen.backend, 'auto')
+    assert.deepEqual(r.stages, ['operator'])
+    assert.deepEqual(r.wandb, {id: 'w1'})
+  })
+
+  it('checkData generates missing data when data.generate is set, then validates it (quick)', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG.replace('root: data}', 'root: gen, generate: {samples: 8, nx: 16, nt: 5, seed: 3}}'))
+    const {config} = await loadConfig(join(dir, 'c.yaml'))
+    const steps = realPipelineSteps(deps(dir))
+    const r = await steps.checkData(config, {quick: true})
+    assert.equal(r.ok, true, JSON.stringify(r.files))
+    assert.deepEqual(r.generated.sort(), ['burgers1d_test', 'burgers1d_train', 'burgers1d_val'])
+    assert.deepEqual((await readdir(join(dir, 'gen'))).filter((n) => n.endsWith('.h5')).sort(), ['burgers1d_test.h5', 'burgers1d_train.h5', 'burgers1d_val.h5'])
+    const again = await steps.checkData(config, {quick: true})
+    assert.deepEqual(again.generated, [], 'idempotent: nothing generated twice')
+  })
+
+  it('checkData reports missing data without data.generate as a failure naming the file', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG)
+    await mkdir(join(dir, 'data'))
+    const {config} = await loadConfig(join(dir, 'c.yaml'))
+    const r = await realPipelineSteps(deps(dir)).checkData(config, {quick: true})
+    assert.equal(r.ok, false)
+    assert.match(r.files[0].problem ?? '', /exists: no burgers1d_train\.h5/)
+  })
+
+  it('reads metrics from results.json (a metrics object, else top-level numbers); torn files are not results', async (t) => {
+    const dir = await tempDir(t)
+    await writeFile(join(dir, 'results.json'), JSON.stringify({metrics: {nrmse: 0.1, per_step: {'1': 0.05}}, config: {a: 1}}))
+    assert.deepEqual((await readEvaluationResults(dir))?.metrics, {nrmse: 0.1, 'per_step.1': 0.05})
+    await writeFile(join(dir, 'results.json'), '{"metrics": {"nrm')
+    assert.equal(await readEvaluationResults(dir), undefined)
+    assert.deepEqual(flattenMetrics({nrmse: 0.2, name: 'x', list: [1]}), {nrmse: 0.2})
+  })
+})
+
+describe('estimate arithmetic', () => {
+  const shape: DataShape = {trainSamples: 100, valSamples: 10, evalSamples: 10, frames: 11, grid: [64], channels: 1, source: 'config'}
+  const local = {name: 'local', gpu: null, pricePerHour: 0, priceSource: 'local'}
+  const a100 = {name: 'A100', gpu: findGpu('A100')!, pricePerHour: 1.89, priceSource: 'table'}
+
+  it('scales a measured step by achieved FLOP/s over the GPU\'s peak x efficiency, plus overhead', () => {
+    const flops = 2e9
+    assert.equal(targetStepSeconds(flops, 0.5, local), 0.5)
+    const expected = flops / (19.5e12 * GPU_EFFICIENCY) + GPU_STEP_OVERHEAD_S
+    assert.ok(Math.abs(targetStepSeconds(flops, 0.5, a100) - expected) < 1e-12)
+  })
+
+  it('time per stage = epochs x (steps/epoch x step + validation) + stage overhead', () => {
+    const e = estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20}, shape, local)
+    assert.equal(e.stepsPerEpoch, Math.ceil((100 * 10) / 8))
+    const val = Math.ceil((10 * 10) / 8)
+    assert.ok(Math.abs(e.seconds - (3 * (125 * 0.02 + (val * 0.02) / 3) + 1)) < 1e-9)
+    const ae = estimateStage({stage: 'autoencoder', epochs: 1, batchSize: 10, accumSteps: 2, flopsPerStep: 1e6, localStepMs: 20}, shape, local)
+    assert.equal(ae.stepsPerEpoch, Math.ceil((100 * 11) / 20))
+  })
+
+  it('prints the runbook\'s line and resolves GPUs by any spelling', async () => {
+    assert.equal(estimateLine({totalSeconds: 0.42 * 3600, costUsd: 0.79, target: a100}), 'Estimated: 0.42 h, $0.79 on A100 ($1.89/hr)')
+    assert.equal((await resolveTarget('rtx 4090', false)).name, 'RTX_4090')
+    await assert.rejects(resolveTarget('TPUv9', false), (e: Error & {exitCode?: number}) => e.exitCode === 2 && /Unknown GPU/.test(e.message))
+  })
+
+  it('live prices take the cheapest single-GPU offer over every spelling of the GPU', async () => {
+    const searched: string[] = []
+    const provider = {search: async (req: {filters: {gpu?: string}}) => {
+      searched.push(req.filters.gpu!)
+      const price = req.filters.gpu === 'A100_SXM4' ? 1.2 : req.filters.gpu === 'A100_PCIE' ? 0.95 : null
+      return price === null ? [] : [{id: price === 1.2 ? 1 : 2, gpuName: req.filters.gpu!.replace('_', ' '), numGpus: 1, dphTotal: price, gpuRamGb: 80}]
+    }} as unknown as import('../../../src/vast/provider.js').Provider
+    const target = await resolveTarget('A100', true, () => provider)
+    assert.equal(target.pricePerHour, 0.95)
+    assert.match(target.priceSource, /live: cheapest offer #2/)
+    assert.ok(searched.includes('A100_SXM4') && searched.includes('A100_PCIE'))
+  })
+})
