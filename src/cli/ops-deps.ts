@@ -13,7 +13,7 @@ import {execa} from 'execa'
 
 import {loadConfig} from '../config/index.js'
 import type {MonitorDeps} from '../ops/index.js'
-import {staticEstimateFn} from '../pipeline/static-estimate.js'
+import {dryRunEstimateFn} from '../pipeline/launch-estimate.js'
 import type {Logger} from '../util/logger.js'
 import {type GitRunner, type LaunchDeps, launchesPath} from '../vast/index.js'
 import {realSleep, realVastProvider} from './vast.js'
@@ -46,8 +46,8 @@ export function realLaunchDeps(flags: {'vastai-bin'?: string}, logger: Logger, o
   return {
     provider: realVastProvider(flags, logger),
     git: gitRunner,
-    // Swap in the dry-run estimator (src/pipeline/estimate.ts estimateRun) when it lands.
-    estimate: staticEstimateFn,
+    // The same estimate `ups dry-run` prints: two timed steps per stage, scaled to the GPU.
+    estimate: dryRunEstimateFn({cwd: process.cwd(), now: () => performance.now()}),
     now: () => new Date(),
     sleep: realSleep,
     randomHex: () => randomBytes(2).toString('hex'),

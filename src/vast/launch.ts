@@ -9,7 +9,7 @@ import {isAbsolute, relative, resolve} from 'node:path'
 
 import {type UpsConfig, loadConfig, trainingConfigHash} from '../config/index.js'
 import {validateConfig} from '../config/validate.js'
-import type {EstimateFn} from '../pipeline/static-estimate.js'
+import type {EstimateFn} from '../pipeline/launch-estimate.js'
 import {incidentDir, saveInstanceLogs, writeIncidentNote} from '../ops/preserve.js'
 import {newRunId} from '../tracking/rundir.js'
 import {ExitCode, UserError} from '../util/errors.js'

@@ -1,9 +1,11 @@
 /** Shared set-up for launch/monitor/watchdog/recover tests: the fake vastai, a fake git, a fake clock. */
+import {STAGES, resolveStage, type UpsConfig} from '../../../src/config/index.js'
+import type {LaunchEstimate} from '../../../src/pipeline/launch-estimate.js'
+import {findGpu} from '../../../src/pipeline/gpus.js'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {staticEstimateFn} from '../../../src/pipeline/static-estimate.js'
 import {type GitRunner, type LaunchDeps, VastCli, VastProvider} from '../../../src/vast/index.js'
 import {type FakeVast, makeFakeVast} from '../../fixtures/fake-vast.js'
 import {REPO_ROOT} from '../../helpers.js'
@@ -45,7 +47,8 @@ export function harness(initial: Parameters<typeof makeFakeVast>[0] = {}): Harne
   const deps: LaunchDeps = {
     provider,
     git,
-    estimate: staticEstimateFn,
+    // A simple deterministic estimate: launch's own logic is under test here; the estimator has its own tests.
+    estimate: testEstimate,
     // The fake's clock is the one clock: sleeping advances it.
     now: () => new Date(fake.read().now * 1000),
     sleep: async (ms) => fake.advance(ms / 1000),
@@ -64,4 +67,12 @@ export function harness(initial: Parameters<typeof makeFakeVast>[0] = {}): Harne
       rmSync(dir, {recursive: true, force: true})
     },
   }
+}
+
+/** 15 minutes of set-up plus 2 minutes per epoch at the table price (1.89 $/h when unknown). */
+export async function testEstimate(config: UpsConfig, gpu: string): Promise<LaunchEstimate> {
+  const epochs = STAGES.map((s) => resolveStage(config, s)).filter((s) => s.enabled).reduce((sum, s) => sum + s.epochs, 0)
+  const hours = Math.round(((15 + epochs * 2) / 60) * 1000) / 1000
+  const pricePerHour = (findGpu(gpu)?.pricePerHour ?? 1.89) * (config.vast?.num_gpus ?? 1)
+  return {hours, usd: Math.round(hours * pricePerHour * 100) / 100, pricePerHour, source: 'test estimate'}
 }

@@ -40,7 +40,7 @@ describe('ups launch against the fake vastai', () => {
     assert.equal(rec.config_path, CONFIG)
     assert.match(rec.config_hash, /^[0-9a-f]{16}$/)
     assert.equal(rec.dph_total, 0.3679)
-    assert.equal(rec.estimate.source, 'static estimate')
+    assert.equal(rec.estimate.source, 'test estimate')
     assert.deepEqual(rec.source, {git_url: ORIGIN, ref: HEAD, dirty: false})
     assert.equal(rec.started_at, '2025-11-28T17:13:20.000Z')
     assert.equal(rec.label, `ups-${r.runId}`)
@@ -60,7 +60,7 @@ describe('ups launch against the fake vastai', () => {
     await assert.rejects(launch({...base, budgetUsd: 0.5}, h.deps), (e: UserError) => {
       assert.equal(e.code, 'LAUNCH_OVER_BUDGET')
       assert.equal(e.exitCode, 1)
-      assert.match(e.message, /static estimate .* is \$0\.78, over the budget of \$0\.50 by \$0\.28/)
+      assert.match(e.message, /test estimate .* is \$0\.78, over the budget of \$0\.50 by \$0\.28/)
       assert.match(e.hint ?? '', /--budget .*vast\.budget_usd/)
       return true
     })
