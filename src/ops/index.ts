@@ -1,0 +1,10 @@
+/** Operations: analyze, cost, incident, cleanup (runbook MON-002, INC-001, MAINT-001) and shared pieces. */
+export * from './analyze.js'
+export * from './analyze-eval.js'
+export * from './analyze-metrics.js'
+export * from './analyze-plots.js'
+export {renderAnalysisMarkdown, renderAnalyzeSummary, formatDuration} from './analyze-render.js'
+export * from './analyze-rules.js'
+export * from './launch-records.js'
+export * from './log-classify.js'
+export * from './plots.js'
