@@ -18,6 +18,15 @@ test('classifier: OOM, mismatch, NaN, unknown traceback (Python and JS), none', 
   assert.equal(classifyLog(OOM_LOG, {batchSize: 12}).batchSize, 12)
   assert.ok(oom.evidence.some((e) => /CUDA out of memory/.test(e.text)))
 
+  for (const line of [
+    'tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when allocating tensor with shape[64,32,1024]',
+    '2025-03-01 W tensorflow: RESOURCE_EXHAUSTED: failed to allocate memory',
+    'RangeError: WebAssembly.Memory.grow(): Maximum memory size exceeded',
+    'Aborted(OOM). Build with -sASSERTIONS for more info.',
+    'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory',
+  ]) assert.equal(classifyLog(`epoch 1\n${line}\n`).cause, 'oom', line)
+  assert.equal(classifyLog('epoch 1 loss=0.2 nan_count=0 info: done\n').cause, 'none')
+
   const mm = classifyLog(MISMATCH_LOG)
   assert.equal(mm.cause, 'shape_mismatch')
   assert.match(mm.action, /ups validate/)
