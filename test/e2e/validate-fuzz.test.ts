@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {parse, stringify} from 'yaml'
+import {stringify} from 'yaml'
 
 import {hasStackTrace, REPO_ROOT, runCli, tempDir} from '../helpers.js'
 
