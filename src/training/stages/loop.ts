@@ -7,6 +7,10 @@
  * end of an epoch (weights, optimizer slots, EMA shadows, scheduler, RNG, early-stopping counters).
  * A run killed at any moment restarts the interrupted epoch from that state and replays it exactly,
  * so it ends with the same weights as a run that was never interrupted.
+ *
+ * Validation (and so `<stage>_best.ckpt`) uses the trained weights, not the EMA: an EMA with decay
+ * 0.999 still mostly holds the initial weights after a few hundred steps, which made short runs
+ * look untrained. The EMA weights are saved on their own in `<stage>_ema.ckpt`.
  */
 import * as tf from '@tensorflow/tfjs'
 
@@ -23,6 +27,7 @@ import type {EpochRecord, StageProgress, StageSpec} from './types.js'
 export interface LoopLogger {
   info(obj: object, msg?: string): void
   warn(obj: object, msg?: string): void
+  debug?(obj: object, msg?: string): void
 }
 
 /** Test hooks (from UPS_TEST_FAULT): a NaN loss, or a crash right after an epoch was saved. */
@@ -174,7 +179,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       for (const batch of chunk(Array.from({length: n}, (_, i) => i), settings.batch_size)) sum += spec.valLoss(batch, valRng) * batch.length
       return sum / n
     }
-    return ema ? ema.withEmaWeights(run) : run()
+    return run()
   }
 
   const stepTimes: number[] = []
@@ -210,6 +215,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
         o.onProgress?.({stage, epoch: e, epochs: settings.epochs, step: g + 1, steps: groups.length})
       }
       const trainTime = o.clock() - t0
+      logger.debug?.({stage, epoch: e, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes}, 'tfjs memory after the epoch')
       const val = validate()
       epoch = e
       const improved = val === null || bestVal === null || val < bestVal
@@ -231,8 +237,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       // Order matters: `<stage>.ckpt` is the commit point, so it is written last.
       if (improved) {
-        const weights = ema ? ema.exportArrays() : spec.store.exportArrays()
-        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: weights, epoch, step, metadata: {stage, kind: 'best', val_loss: val, ema: Boolean(ema)}})
+        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}})
         hashes.best = m.weightsSha256
       }
       if (ema) hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}})).weightsSha256
@@ -245,7 +250,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       const stepTimeMs = trainTime / Math.max(1, groups.length)
       stepTimes.push(stepTimeMs)
       await o.onEpoch?.({
-        stage, epoch, epochs: settings.epochs, globalStep: o.globalStepOffset + step, stepTimeMs, improved, stoppedEarly,
+        stage, epoch, epochs: settings.epochs, globalStep: o.globalStepOffset + step, step, bestEpoch, stepTimeMs, improved, stoppedEarly,
         metrics: {
           [`${stage}/loss`]: items > 0 ? lossSum / items : null,
           [`${stage}/val_loss`]: val,

@@ -32,6 +32,9 @@ export interface EpochRecord {
   epochs: number
   metrics: Record<string, number | null>
   globalStep: number
+  /** Optimizer steps of this stage so far. */
+  step: number
+  bestEpoch: number | null
   /** Mean milliseconds per optimizer step this epoch. */
   stepTimeMs: number
   improved: boolean
