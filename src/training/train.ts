@@ -141,7 +141,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
         continue
       }
       if (prior?.done) {
-        logger.info({stage}, `Stage ${stage}: already done (${prior.epochs} epochs, best val ${prior.best_val ?? '-'}); skipping`)
+        logger.info({stage}, prior.skipped ? `Stage ${stage}: skipped (epochs <= 0)` : `Stage ${stage}: already done (${prior.epochs} epochs, best val ${prior.best_val ?? '-'}); skipping`)
         reports.push(report('already_done', prior))
         stepOffset += prior.steps
         if (!prior.skipped) finalCheckpoint = join(ckptDir, `${stage}.ckpt`)
@@ -197,7 +197,8 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     }
 
     const seconds = (deps.clock() - started) / 1000
-    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: stepTimes, backend: backend.name, seconds}})
+    const allStepTimes = Object.fromEntries(STAGES.filter((s) => state.stages[s] && !state.stages[s]!.skipped).map((s) => [s, state.stages[s]!.step_time_ms ?? null]))
+    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, seconds}})
     await updateSummary(runDir, Object.fromEntries(reports.filter((r) => r.best_val !== null).map((r) => [`${r.stage}/best_val_loss`, r.best_val])))
     logger.info({seconds: Number(seconds.toFixed(1))}, 'Training pipeline completed successfully')
     await mirror?.finish(true)
