@@ -10,7 +10,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import {loadConfig} from '../../src/config/index.js'
 import {Rng} from '../../src/training/rng.js'
+import {loadSimulator} from '../../src/training/simulator.js'
 import {CLI, runCli} from '../helpers.js'
 import {tinyConfig, weightsSha} from './train-fixtures.js'
 
@@ -106,5 +108,39 @@ describe('ups train resume', () => {
     assert.equal(r.stderr.match(/Skipping unusable checkpoint: Checkpoint .*operator(_epoch0003)?\.ckpt is corrupt or incomplete: weights\.bin does not match its sha256/g)?.length, 2, r.stderr)
     assert.match(r.stderr, /Resuming operator after epoch 2 .*operator_epoch0002\.ckpt/)
     assert.deepEqual(await hashes(join(cwd, 'corrupt')), reference)
+  })
+
+  it('--stage on a finished stage redoes it (same seed, same weights); loadSimulator serves the trained models', async () => {
+    const r = await runCli([...args('ref'), '--stage', 'steady_prior'], {cwd})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /Redoing steady_prior/)
+    assert.match(r.stderr, /\[steady_prior\] epoch 2\/2/)
+    assert.doesNotMatch(r.stderr, /\[operator\] epoch/)
+    assert.deepEqual(await hashes(join(cwd, 'ref')), reference)
+
+    const {config} = await loadConfig(join(cwd, 'tiny.yaml'))
+    const sim = await loadSimulator(config, join(cwd, 'ref', 'checkpoints'), {backend: 'cpu'})
+    try {
+      assert.equal(sim.hashes.operator, reference.operator_best)
+      assert.equal(sim.hashes.consistency_distill, reference.consistency_distill_best)
+      assert.equal(sim.distilled, true)
+      assert.deepEqual(sim.gridShape, [32])
+      assert.equal(sim.dt, 0.1)
+      const u = Float32Array.from({length: 2 * 32}, (_, i) => Math.sin(i / 3))
+      const z = sim.encode(u, [2, 32, 1])
+      assert.deepEqual(z.shape, [2, 4, 4])
+      const z1 = sim.step(z)
+      assert.deepEqual(z1.shape, [2, 4, 4])
+      assert.notDeepEqual(Array.from(z1.data), Array.from(z.data))
+      const corrected = sim.correct!(z1, {seed: 1})
+      assert.deepEqual(corrected.shape, [2, 4, 4])
+      assert.deepEqual(Array.from(sim.correct!(z1, {tau: 0}).data), Array.from(z1.data))
+      const back = sim.decode(z)
+      assert.deepEqual(back.shape, [2, 32, 1])
+      assert.ok(back.data.every(Number.isFinite))
+      assert.ok(sim.steady !== null)
+    } finally {
+      sim.dispose()
+    }
   })
 })
