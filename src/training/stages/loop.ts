@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs'
 import type {ResolvedStage} from '../../config/index.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {canonicalJson, sha256} from '../../util/hash.js'
-import {type CheckpointPayload, latestValidCheckpoint, type NamedArray, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
+import {type CheckpointPayload, latestValidCheckpoint, loadCheckpoint, type NamedArray, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
@@ -278,7 +278,6 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
 }
 
 async function existingHash(dir: string, name: string): Promise<string> {
-  const {loadCheckpoint} = await import('../checkpoint.js')
   try {
     return (await loadCheckpoint(ckptPath(dir, name))).manifest.weightsSha256
   } catch {
