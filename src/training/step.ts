@@ -94,7 +94,7 @@ export function nonFiniteError(what: 'loss' | 'gradient norm', value: number, ct
     `Training diverged: the ${what} is ${value} in stage ${ctx.stage}, epoch ${ctx.epoch}, step ${ctx.step}. The weights were not updated; the last good checkpoint is kept.`,
     {
       code: 'TRAIN_NONFINITE',
-      hint: `Lower the learning rate (e.g. halve stages.${ctx.stage}.lr or training.lr) and/or enable gradient clipping (training.grad_clip: 1.0), then resume with \`ups train CONFIG --resume\`.`,
+      hint: `Lower the learning rate (e.g. halve stages.${ctx.stage}.optimizer.lr or optimizer.lr) and/or enable gradient clipping (training.grad_clip: 1.0), then resume with \`ups train CONFIG --resume\`.`,
       exitCode: ExitCode.CHECK_FAILED,
       details: {...ctx, what, value: String(value)},
     },

@@ -1,0 +1,155 @@
+/**
+ * The trained surrogate for evaluation and inference, rebuilt from a run's checkpoints folder
+ * (the `_best` weights of each stage plus checkpoints/metadata.json) without the training data.
+ * Plain Float32Arrays in and out, so callers never touch tfjs tensors.
+ */
+import * as tf from '@tensorflow/tfjs'
+import {join} from 'node:path'
+
+import type {UpsConfig} from '../config/index.js'
+import {ExitCode, UserError} from '../util/errors.js'
+import {type BackendRequest, resolveBackend} from './backend.js'
+import {loadCheckpoint} from './checkpoint.js'
+import {readPipelineState} from './pipeline-state.js'
+import {Rng} from './rng.js'
+import {buildAutoencoder, buildCorrector, buildOperator, buildSteadyPrior, buildStudent, loadWeights} from './stages/build.js'
+
+/** Latent tokens of a batch: [B, tokens, dim]. */
+export interface Latent {
+  data: Float32Array
+  shape: [number, number, number]
+}
+
+/** Fields of a batch: [B, ...grid, C], channels-last. */
+export interface Field {
+  data: Float32Array
+  shape: number[]
+}
+
+export interface CorrectOptions {
+  /** Fraction of the sampled residual added to the prediction (default 1: the full correction). */
+  tau?: number
+  /** Euler steps of the teacher's sampling (default training.distill_num_taus, else 4). */
+  steps?: number
+  /** Seed of the starting noise (default 0: deterministic). */
+  seed?: number
+  /** Sample with the multi-step teacher even when a distilled student exists. */
+  useTeacher?: boolean
+}
+
+export interface Simulator {
+  tasks: string[]
+  gridShape: number[]
+  channels: number
+  tokens: number
+  dim: number
+  /** Time between frames the operator was trained on. */
+  dt: number
+  normStats: Record<string, {mean: number[]; std: number[]}>
+  /** sha256 of weights.bin of each loaded `<stage>_best.ckpt`. */
+  hashes: Partial<Record<'autoencoder' | 'operator' | 'diff_residual' | 'consistency_distill' | 'steady_prior', string>>
+  /** True when a consistency-distilled student does the correction in one step. */
+  distilled: boolean
+  /** Physical fields [B, ...grid, C] -> latents (normalised with the task's train statistics first, unless normalized). */
+  encode(u: Float32Array, shape: number[], options?: {task?: string; normalized?: boolean}): Latent
+  /** Latents -> physical fields (or normalised ones with normalized: true). */
+  decode(z: Latent, options?: {task?: string; normalized?: boolean}): Field
+  /** One operator step z_t -> z_{t+dt} (dt defaults to the training dt). */
+  step(z: Latent, dt?: number): Latent
+  /** The corrector applied to an operator prediction: zPred + tau * sampled residual. Null without a trained corrector. */
+  correct: ((zPred: Latent, options?: CorrectOptions) => Latent) | null
+  /** The steady prior's late-time estimate of z, null when that stage was not trained. */
+  steady: ((z: Latent) => Latent) | null
+  dispose(): void
+}
+
+/** Runs fn in a tfjs scope that frees every tensor it made (tidy only allows tensor results). */
+function scoped<T>(fn: () => T): T {
+  tf.engine().startScope()
+  try {
+    return fn()
+  } finally {
+    tf.engine().endScope()
+  }
+}
+
+const exists = async (path: string): Promise<boolean> => loadCheckpoint(path).then(() => true, () => false)
+
+export async function loadSimulator(config: UpsConfig, checkpointsDir: string, options: {backend?: BackendRequest} = {}): Promise<Simulator> {
+  if (options.backend) await resolveBackend(options.backend)
+  const state = await readPipelineState(checkpointsDir)
+  if (!state?.data) {
+    throw new UserError(`${checkpointsDir} has no metadata.json with the data layout: it is not a trained run's checkpoints folder.`, {
+      code: 'SIM_NO_METADATA',
+      hint: 'Point at <run_dir>/checkpoints of a run trained with `ups train`.',
+      exitCode: ExitCode.USAGE,
+    })
+  }
+  const d = state.data
+  const seed = config.seed ?? 0
+  const best = (stage: string): string => join(checkpointsDir, `${stage}_best.ckpt`)
+  const ae = buildAutoencoder(config, d.grid, d.channels, seed)
+  const op = buildOperator(config, seed)
+  const hashes: Simulator['hashes'] = {}
+  hashes.autoencoder = await loadWeights(ae.store, best('autoencoder'))
+  hashes.operator = await loadWeights(op.store, best('operator'))
+  const teacher = (await exists(best('diff_residual'))) ? buildCorrector(config, seed) : null
+  if (teacher) hashes.diff_residual = await loadWeights(teacher.store, best('diff_residual'))
+  const student = teacher && (await exists(best('consistency_distill'))) ? buildStudent(config, seed) : null
+  if (student) hashes.consistency_distill = await loadWeights(student.store, best('consistency_distill'))
+  const prior = (await exists(best('steady_prior'))) ? buildSteadyPrior(config, seed) : null
+  if (prior) hashes.steady_prior = await loadWeights(prior.store, best('steady_prior'))
+
+  const {tokens, dim} = config.latent
+  const stats = (task?: string) => {
+    const s = d.norm_stats[task ?? d.tasks[0]]
+    if (!s) throw new UserError(`No normalisation statistics for task ${task}; this run trained on ${d.tasks.join(', ')}.`, {code: 'SIM_UNKNOWN_TASK', exitCode: ExitCode.USAGE})
+    return s
+  }
+  const C = d.channels
+  const toLatent = (t: tf.Tensor): Latent => ({data: t.dataSync() as Float32Array, shape: t.shape as [number, number, number]})
+  const zTensor = (z: Latent): tf.Tensor3D => tf.tensor3d(z.data, z.shape)
+  const teacherSteps = config.training?.distill_num_taus ?? 4
+
+  return {
+    tasks: d.tasks, gridShape: d.grid, channels: C, tokens, dim, dt: d.dt,
+    normStats: Object.fromEntries(Object.entries(d.norm_stats).map(([k, v]) => [k, {mean: v.mean, std: v.std}])),
+    hashes, distilled: Boolean(student),
+    encode(u, shape, o = {}) {
+      const x = Float32Array.from(u)
+      if (!o.normalized) {
+        const s = stats(o.task)
+        for (let j = 0; j < x.length; j++) x[j] = (x[j] - s.mean[j % C]) / (s.std[j % C] > 0 ? s.std[j % C] : 1)
+      }
+      return scoped(() => toLatent(ae.encode(tf.tensor(x, shape))))
+    },
+    decode(z, o = {}) {
+      const out = scoped(() => {
+        const t = ae.decode(zTensor(z))
+        return {data: t.dataSync() as Float32Array, shape: t.shape}
+      })
+      if (!o.normalized) {
+        const s = stats(o.task)
+        for (let j = 0; j < out.data.length; j++) out.data[j] = out.data[j] * (s.std[j % C] > 0 ? s.std[j % C] : 1) + s.mean[j % C]
+      }
+      return out
+    },
+    step: (z, dt = d.dt) => scoped(() => toLatent(op.forward(zTensor(z), dt))),
+    correct: teacher
+      ? (zPred, o = {}) =>
+          scoped(() => {
+            const cond = zTensor(zPred)
+            const rng = new Rng(o.seed ?? 0)
+            const eps = teacher.noise(zPred.shape, rng)
+            const r = student && !o.useTeacher ? student.sample(cond, eps) : teacher.sample(cond, eps, o.steps ?? teacherSteps)
+            return toLatent(tf.add(cond, tf.mul(r, o.tau ?? 1)))
+          })
+      : null,
+    steady: prior ? (z) => scoped(() => toLatent(prior.forward(zTensor(z)))) : null,
+    dispose() {
+      ae.dispose()
+      op.dispose()
+      for (const s of [ae.store, op.store, teacher?.store, student?.store, prior?.store]) s?.dispose()
+    },
+  }
+}

@@ -1,0 +1,32 @@
+/** Stage `autoencoder`: reconstruction of single frames, u -> decode(encode(u)). */
+import * as tf from '@tensorflow/tfjs'
+
+import {type LossWeights, trainingLoss} from '../losses.js'
+import type {GridAutoencoder} from '../models/autoencoder.js'
+import {gatherFrames, type TrainingData, type TrajectoryRef} from '../data.js'
+import type {StageSpec} from './types.js'
+
+export function autoencoderStage(ae: GridAutoencoder, data: TrainingData, lambdas: LossWeights): StageSpec {
+  const F = data.frames
+  const shape = (b: number): number[] => [b, ...data.gridShape, data.channels]
+  const frames = (refs: TrajectoryRef[], indices: number[]): tf.Tensor =>
+    tf.tensor(gatherFrames(indices.map((i) => ({traj: refs[Math.floor(i / F)], frame: i % F})), data.frameSize), shape(indices.length))
+  return {
+    stage: 'autoencoder',
+    store: ae.store,
+    trainItems: data.train.length * F,
+    valItems: data.val.length * F,
+    trainLoss(indices, rng) {
+      const x = frames(data.train, indices)
+      const ctx = {training: true, rng}
+      return {fn: () => trainingLoss(ae.decode(ae.encode(x, ctx), ctx), x, lambdas), dispose: () => x.dispose()}
+    },
+    valLoss(indices) {
+      const x = frames(data.val, indices)
+      const v = tf.tidy(() => trainingLoss(ae.decode(ae.encode(x)), x, lambdas).dataSync()[0])
+      x.dispose()
+      return v
+    },
+    dispose: () => undefined,
+  }
+}

@@ -1,0 +1,50 @@
+/** What every training stage hands the shared epoch loop (loop.ts). */
+import type * as tf from '@tensorflow/tfjs'
+
+import type {StageName} from '../../config/index.js'
+import type {ParamStore} from '../params.js'
+import type {Rng} from '../rng.js'
+
+export interface LossClosure {
+  fn: () => tf.Scalar
+  /** Frees tensors the closure kept (inputs, stop-gradient targets). */
+  dispose(): void
+}
+
+export interface StageSpec {
+  stage: StageName
+  /** The trainable parameters of this stage's model (frozen upstream models live elsewhere). */
+  store: ParamStore
+  /** Training items (frames or latent pairs); the loop shuffles their indices per epoch. */
+  trainItems: number
+  /** Validation items; 0 means there is nothing to stop early on. */
+  valItems: number
+  /** Builds the loss of one training micro-batch; all randomness comes from `rng`. */
+  trainLoss(indices: number[], rng: Rng): LossClosure
+  /** Mean validation loss of a batch (no gradients, eval mode); `rng` is a fixed per-pass stream. */
+  valLoss(indices: number[], rng: Rng): number
+  dispose(): void
+}
+
+export interface EpochRecord {
+  stage: StageName
+  epoch: number
+  epochs: number
+  metrics: Record<string, number | null>
+  globalStep: number
+  /** Optimizer steps of this stage so far. */
+  step: number
+  bestEpoch: number | null
+  /** Mean milliseconds per optimizer step this epoch. */
+  stepTimeMs: number
+  improved: boolean
+  stoppedEarly: boolean
+}
+
+export interface StageProgress {
+  stage: StageName
+  epoch: number
+  epochs: number
+  step: number
+  steps: number
+}

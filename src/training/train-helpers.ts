@@ -1,0 +1,59 @@
+/** Small pieces of the pipeline: the epoch line, test faults, OOM errors, clearing a stage. */
+import {readdir, rm} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {ExitCode, UserError} from '../util/errors.js'
+import type {FaultPlan} from './stages/loop.js'
+import type {EpochRecord} from './stages/types.js'
+
+const num = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '-' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? v.toPrecision(digits) : v.toExponential(2))
+
+/** One human line per epoch. */
+export function formatEpochLine(r: EpochRecord): string {
+  const m = (k: string) => r.metrics[`${r.stage}/${k}`]
+  return (
+    `[${r.stage}] epoch ${r.epoch}/${r.epochs} loss ${num(m('loss'))} val ${num(m('val_loss'))} best ${num(m('best_loss'))}` +
+    ` lr ${num(m('lr'), 3)} grad ${num(m('grad_norm'), 3)} ${num(m('epoch_time_sec'), 3)}s ${num(m('samples_per_sec'), 3)} samples/s` +
+    ` step ${r.globalStep}${r.improved ? ' *' : ''}${r.stoppedEarly ? ' (early stop)' : ''}`
+  )
+}
+
+/**
+ * UPS_TEST_FAULT for tests and drills: `nan:<stage>:<epoch>` makes the first step of that epoch
+ * produce a NaN loss; `crash:<stage>:<epoch>` fails the run right after that epoch was saved.
+ */
+export function parseFault(value: string | undefined): FaultPlan {
+  const plan: FaultPlan = {}
+  for (const part of (value ?? '').split(',').filter(Boolean)) {
+    const [kind, stage, epoch] = part.split(':')
+    const at = {stage, epoch: Number(epoch)}
+    if (kind === 'nan') plan.nanAt = at
+    if (kind === 'crash') plan.crashAfter = at
+  }
+  return plan
+}
+
+const OOM = /out of memory|cannot enlarge memory|maximum memory size|memory access out of bounds|array buffer allocation failed|failed to allocate|allocation failed|OOM/i
+
+/** tfjs/wasm allocation failures as a UserError that names a batch size to try. */
+export function outOfMemoryError(error: unknown, at: {stage: string; batch: number}): UserError | null {
+  const message = (error as Error)?.message ?? String(error)
+  if (error instanceof UserError || !OOM.test(message)) return null
+  const smaller = Math.max(1, Math.floor(at.batch / 2))
+  return new UserError(`Out of memory in stage ${at.stage} with batch size ${at.batch}: ${message.split('\n')[0].slice(0, 200)}.`, {
+    code: 'TRAIN_OUT_OF_MEMORY',
+    hint: `Try a smaller batch: --set stages.${at.stage}.batch_size=${smaller} (and --set stages.${at.stage}.accum_steps=2 to keep the effective batch), then resume with \`ups train CONFIG --run-dir RUN --resume\`.`,
+    exitCode: ExitCode.CHECK_FAILED,
+    cause: error,
+    details: {stage: at.stage, batch_size: at.batch, suggested_batch_size: smaller},
+  })
+}
+
+/** Removes every checkpoint folder of a stage (last, best, ema, numbered, swap leftovers). */
+export async function clearStageCheckpoints(dir: string, stage: string): Promise<void> {
+  const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const re = new RegExp(`^\\.?${esc}(?:_best|_ema|_epoch\\d+)?\\.ckpt(?:\\.[0-9a-z]+\\.(?:tmp|old))?$`)
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (re.test(name)) await rm(join(dir, name), {recursive: true, force: true})
+  }
+}
