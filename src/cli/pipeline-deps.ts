@@ -8,6 +8,7 @@ import type {PipelineDeps} from '../pipeline/run.js'
 import {realPipelineSteps, type RealStepsDeps} from '../pipeline/steps.js'
 import type {Logger} from '../util/logger.js'
 import {redactSecrets} from '../util/secrets.js'
+import {realWandbDeps} from './tracking-deps.js'
 import {realVastProvider} from './vast.js'
 
 export function stderrProgress(line: string): void {
@@ -22,6 +23,8 @@ export function realStepsDeps(logger: Logger, flags: {'vastai-bin'?: string} = {
     monotonic: () => performance.now(),
     provider: () => realVastProvider(flags, logger),
     onProgress: stderrProgress,
+    logger,
+    wandb: realWandbDeps(logger),
   }
 }
 

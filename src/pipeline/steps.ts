@@ -10,6 +10,8 @@ import {join, resolve} from 'node:path'
 import {type StageName, tasksOf, type UpsConfig} from '../config/index.js'
 import {validateConfig} from '../config/validate.js'
 import type {Provider} from '../vast/provider.js'
+import type {WandbDeps} from '../tracking/wandb.js'
+import type {Logger} from '../util/logger.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {RunEstimate} from './estimate.js'
 
@@ -103,8 +105,10 @@ export interface RealStepsDeps {
   /** The Vast provider, built only when live prices are asked for. */
   provider?: () => Provider
   onProgress?: (line: string) => void
-  /** Imports a module relative to this file (tests replace it to simulate a missing module). */
-  importModule?: (specifier: string) => Promise<unknown>
+  /** Where training writes its human log lines (stderr for the CLI). */
+  logger: Logger
+  /** W&B side effects; without them nothing is mirrored. */
+  wandb?: WandbDeps
 }
 
 // ---------------------------------------------------------------- validate
@@ -179,35 +183,33 @@ export async function readEvaluationResults(out: string): Promise<EvalOutcome | 
   } catch {
     return undefined // absent or torn: not a finished evaluation
   }
-  const metrics = doc.metrics && typeof doc.metrics === 'object' ? flattenMetrics(doc.metrics) : flattenMetrics(doc)
+  const metrics = doc.summary && typeof doc.summary === 'object' ? evalSummaryMetrics(doc.summary as Record<string, unknown>)
+    : doc.metrics && typeof doc.metrics === 'object' ? flattenMetrics(doc.metrics) : flattenMetrics(doc)
   return Object.keys(metrics).length > 0 ? {metrics, resultsPath} : undefined
 }
 
-// ---------------------------------------------------------------- train / evaluate (other modules)
-
-function missingModule(what: string, specifier: string, error: unknown): UserError {
-  return new UserError(`${what} is not available in this build: ${specifier} could not be loaded (${(error as Error).message?.split('\n')[0]}).`, {
-    code: 'PIPELINE_STEP_UNAVAILABLE',
-    hint: 'Use a ups build that includes `ups train` and `ups eval`, or skip the step (--skip-training with existing checkpoints, --skip-small-eval, --skip-full-eval).',
-    exitCode: ExitCode.CHECK_FAILED,
-    cause: error,
-  })
-}
-
-async function loadFunction(deps: RealStepsDeps, specifier: string, name: string, what: string): Promise<(...args: unknown[]) => Promise<unknown>> {
-  let mod: Record<string, unknown>
-  try {
-    mod = (await (deps.importModule ?? ((s: string) => import(s)))(specifier)) as Record<string, unknown>
-  } catch (error) {
-    throw missingModule(what, specifier, error)
+/**
+ * `ups eval`'s summary (`eval/one_step/nrmse`, `eval/rollout/nrmse`, ...) as gate metrics:
+ * `one_step_nrmse`, `rollout_nrmse`, ..., and the bare names (`nrmse`, `rmse`, `mae`) for the
+ * one-step figures, the runbook's improvement metric.
+ */
+function evalSummaryMetrics(summary: Record<string, unknown>): Record<string, number> {
+  const metrics: Record<string, number> = {}
+  for (const [key, value] of Object.entries(summary)) {
+    if (typeof value !== 'number' || !Number.isFinite(value)) continue
+    const name = key.replace(/^eval\//, '').replaceAll('/', '_')
+    metrics[name] = value
+    if (name.startsWith('one_step_')) metrics[name.slice('one_step_'.length)] ??= value
   }
-  const fn = mod[name]
-  if (typeof fn !== 'function') throw missingModule(what, specifier, new Error(`it has no export ${name}()`))
-  return fn as (...args: unknown[]) => Promise<unknown>
+  return metrics
 }
 
-export const TRAIN_MODULE = '../training/train.js'
-export const EVALUATE_MODULE = '../training/evaluate.js'
+// ---------------------------------------------------------------- train / evaluate
+
+/** WANDB_MODE for this run: the --wandb-mode flag wins over the environment. */
+function envWithWandbMode(env: NodeJS.ProcessEnv, mode: TrainStepOptions['wandbMode']): NodeJS.ProcessEnv {
+  return mode ? {...env, WANDB_MODE: mode} : env
+}
 
 /** The real steps. Train and evaluate are adapters over the training module's entry points. */
 export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
@@ -219,20 +221,29 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
       return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress})
     },
     async train(config, options) {
-      const trainPipeline = await loadFunction(deps, TRAIN_MODULE, 'trainPipeline', 'Training (`ups train`)')
-      const result = (await trainPipeline(config, {
-        runDir: options.runDir, backend: 'auto', stage: options.stage, resume: options.resume, force: options.force, wandbMode: options.wandbMode,
-        deps: {now: deps.now, env: deps.env, onProgress: deps.onProgress},
-      })) as {stages?: unknown; wandb?: Record<string, unknown> | null} | undefined
+      // Loaded here, not at the top: tfjs and h5wasm stay out of `ups dry-run --static` and friends.
+      const [{trainPipeline}, {runDirAt}] = await Promise.all([import('../training/train.js'), import('../tracking/rundir.js')])
+      const env = envWithWandbMode(deps.env, options.wandbMode)
+      const result = await trainPipeline(config, {
+        runDir: runDirAt(options.runDir),
+        backend: 'auto',
+        stage: options.stage ?? 'all',
+        // --force-train moved the old checkpoints aside already: resuming finds none and starts fresh.
+        resume: true,
+        deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined},
+      })
       return {
-        stages: Array.isArray(result?.stages) ? result.stages.map((s) => (typeof s === 'string' ? s : String((s as {stage?: unknown}).stage))) : [],
-        checkpointsDir: join(options.runDir, 'checkpoints'),
-        wandb: result?.wandb ?? null,
+        stages: result.stages.filter((s) => s.status === 'trained' || s.status === 'resumed').map((s) => s.stage),
+        checkpointsDir: result.checkpoints_dir,
+        wandb: null,
       }
     },
     async evaluate(config, options) {
-      const evaluate = await loadFunction(deps, EVALUATE_MODULE, 'evaluate', 'Evaluation (`ups eval`)')
-      await evaluate(config, {runDir: options.runDir, split: options.split, out: options.out, kind: options.kind, deps: {now: deps.now, env: deps.env, onProgress: deps.onProgress}})
+      const [{runEvaluation}, {loadSimulatorForEval}] = await Promise.all([import('../training/eval-run.js'), import('../training/load-simulator.js')])
+      await runEvaluation(
+        {config, configPath: `${options.kind} evaluation`, checkpointsDir: join(options.runDir, 'checkpoints'), split: options.split, outDir: options.out},
+        {loadSimulator: loadSimulatorForEval, now: deps.now, clock: deps.monotonic, cwd: deps.cwd, env: deps.env, wandb: deps.wandb},
+      )
       const read = await readEvaluationResults(options.out)
       if (!read) {
         throw new UserError(`The evaluation finished but ${join(options.out, 'results.json')} has no numeric metrics.`, {

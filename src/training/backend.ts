@@ -82,6 +82,7 @@ async function tryBackend(name: BackendName, deps: Required<BackendDeps>): Promi
     }
     case 'wasm': {
       const tf = (await deps.importModule('@tensorflow/tfjs')) as Tf
+      tf.env().set('PROD', true) // no console banner (see the cpu case)
       const wasm = (await deps.importModule('@tensorflow/tfjs-backend-wasm')) as {
         setWasmPaths(prefix: string): void
       }

@@ -19,7 +19,10 @@ import {inspectCheckpoints, type CheckpointInventory} from './load-simulator.js'
 import {evalSummary, resultsJson, type WrittenReport, writeEvalReport} from './report.js'
 
 export interface RunEvalOptions {
+  /** Shown in errors and the report; the config is loaded from it unless `config` is given. */
   configPath: string
+  /** An already loaded config (the pipeline passes its own). */
+  config?: UpsConfig
   checkpointsDir: string
   overrides?: string[]
   /** Flags win over the config's evaluation block; unset ones fall back to it. */
@@ -60,7 +63,7 @@ export interface EvalCommandResult {
 
 export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps): Promise<EvalCommandResult> {
   const loadDeps = {...(deps.env ? {env: deps.env} : {}), ...(deps.cwd ? {cwd: deps.cwd} : {})}
-  const {config} = await loadConfig(options.configPath, {overrides: options.overrides, deps: loadDeps})
+  const config = options.config ?? (await loadConfig(options.configPath, {overrides: options.overrides, deps: loadDeps})).config
   const ev = config.evaluation ?? {}
   const split = options.split ?? ev.split ?? 'test'
   const rollout = options.rollout ?? ev.rollout_steps ?? 10

@@ -61,24 +61,16 @@ export async function inspectCheckpoints(dir: string): Promise<CheckpointInvento
   return inventory
 }
 
-/** What train.ts is expected to export. */
-type EngineModule = {loadSimulator?: (config: UpsConfig, checkpointsDir: string) => Promise<Simulator>}
-
-/** The trained simulator from `checkpointsDir`, through the training engine. */
+/**
+ * The trained simulator from `checkpointsDir`, through the training engine's loadSimulator,
+ * adapted to evaluation's interface: evaluation feeds normalised fields and de-normalises
+ * itself, so encode/decode run with `normalized: true`.
+ */
 export async function loadSimulatorForEval(config: UpsConfig, checkpointsDir: string): Promise<Simulator> {
-  let engine: EngineModule
-  // A variable specifier: the engine module is optional at compile time.
-  const specifier = './train.js'
+  const {loadSimulator} = await import('./simulator.js')
+  let engine: Awaited<ReturnType<typeof loadSimulator>>
   try {
-    engine = (await import(specifier)) as EngineModule
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException
-    if (e?.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('train')) throw noEngine()
-    throw error
-  }
-  if (typeof engine.loadSimulator !== 'function') throw noEngine()
-  try {
-    return await engine.loadSimulator(config, checkpointsDir)
+    engine = await loadSimulator(config, checkpointsDir, {backend: 'auto'})
   } catch (error) {
     if (isUserError(error)) throw error
     throw new UserError(`Could not load the simulator from ${checkpointsDir}: ${(error as Error)?.message ?? String(error)}`, {
@@ -88,12 +80,16 @@ export async function loadSimulatorForEval(config: UpsConfig, checkpointsDir: st
       cause: error,
     })
   }
-}
-
-function noEngine(): UserError {
-  return new UserError('This build of ups has no training engine to load checkpoints with (src/training/train.ts is missing).', {
-    code: 'EVAL_NO_ENGINE',
-    hint: 'Use a build that includes `ups train`; the metrics, baselines and report need a trained simulator.',
-    exitCode: ExitCode.CHECK_FAILED,
-  })
+  const task = engine.tasks[0]
+  const correct = engine.correct
+  return {
+    encode: (u, shape) => engine.encode(u, shape, {task, normalized: true}),
+    decode: (z) => engine.decode(z as Parameters<typeof engine.decode>[0], {task, normalized: true}),
+    step: (z, dt) => engine.step(z as Parameters<typeof engine.step>[0], dt),
+    correct: correct ? (prediction, context) => correct(prediction as Parameters<typeof correct>[0], {tau: context.tau}) : undefined,
+    correctorKind: correct ? (engine.distilled ? 'distilled one-step student' : 'diffusion corrector (multi-step)') : undefined,
+    normStats: engine.normStats[task],
+    hashes: engine.hashes as Record<string, string>,
+    dispose: () => engine.dispose(),
+  }
 }

@@ -6,7 +6,7 @@ import {test} from 'node:test'
 import {generateDataset} from '../../../src/data/index.js'
 import {createRunDir} from '../../../src/tracking/rundir.js'
 import {saveCheckpoint} from '../../../src/training/checkpoint.js'
-import {type EvalMirror, inspectCheckpoints, loadSimulatorForEval, publishEvalToRun, runEvaluation} from '../../../src/training/eval-index.js'
+import {type EvalMirror, inspectCheckpoints, publishEvalToRun, runEvaluation} from '../../../src/training/eval-index.js'
 import {UserError} from '../../../src/util/errors.js'
 import {shiftSimulator} from '../../fixtures/fake-simulator.js'
 import {tempDir, writeFiles} from '../../helpers.js'
@@ -93,16 +93,3 @@ test('missing, empty and corrupt checkpoint folders are clear user errors', asyn
   await assert.rejects(inspectCheckpoints(join(dir, 'bad')), (e: UserError) => e.code === 'EVAL_CHECKPOINT_CORRUPT' && e.exitCode === 1 && /operator\.ckpt is corrupt/.test(e.message))
 })
 
-test('without the training engine, loading says so (no fake simulator)', async (t) => {
-  const {run} = await setup(t)
-  const {loadConfig} = await import('../../../src/config/index.js')
-  const {config} = await loadConfig(join(run.path, '..', '..', 'cfg.yaml'))
-  let engine = true
-  try {
-    await import(['..', '..', '..', 'src', 'training', 'train.js'].join('/'))
-  } catch {
-    engine = false
-  }
-  if (engine) return t.skip('the training engine is present: the e2e test covers loading')
-  await assert.rejects(loadSimulatorForEval(config, run.paths.checkpoints), (e: UserError) => e.code === 'EVAL_NO_ENGINE' && e.exitCode === 1)
-})

@@ -8,37 +8,13 @@ import {estimateStage, estimateLine, targetStepSeconds, GPU_EFFICIENCY, GPU_STEP
 import {resolveTarget} from '../../../src/pipeline/estimate.js'
 import {findGpu} from '../../../src/pipeline/gpus.js'
 import {flattenMetrics, readEvaluationResults, realPipelineSteps} from '../../../src/pipeline/steps.js'
+import {silentLogger} from '../../../src/util/logger.js'
 import {tempDir} from '../../helpers.js'
 import {TINY_CONFIG} from './fake-steps.js'
 
-const deps = (cwd: string) => ({cwd, env: {}, now: () => new Date('2025-10-16T00:00:00Z'), monotonic: () => performance.now()})
+const deps = (cwd: string) => ({cwd, env: {}, now: () => new Date('2025-10-16T00:00:00Z'), monotonic: () => performance.now(), logger: silentLogger()})
 
 describe('real steps', () => {
-  it('train and evaluate fail with a clear UserError while their modules are missing (no fake results)', async (t) => {
-    const dir = await tempDir(t)
-    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG)
-    const {config} = await loadConfig(join(dir, 'c.yaml'))
-    const steps = realPipelineSteps({...deps(dir), importModule: async (s) => { throw new Error(`Cannot find module '${s}'`) }})
-    await assert.rejects(steps.train(config, {runDir: dir, resume: false, force: false}), (e: Error & {code?: string}) => e.code === 'PIPELINE_STEP_UNAVAILABLE' && /Training \(`ups train`\) is not available.*train\.js/.test(e.message))
-    await assert.rejects(steps.evaluate(config, {runDir: dir, split: 'test', out: join(dir, 'eval'), kind: 'small'}), (e: Error & {code?: string}) => e.code === 'PIPELINE_STEP_UNAVAILABLE')
-    const noExport = realPipelineSteps({...deps(dir), importModule: async () => ({})})
-    await assert.rejects(noExport.train(config, {runDir: dir, resume: false, force: false}), /has no export trainPipeline/)
-  })
-
-  it('train passes the run directory and resume flag through to trainPipeline', async (t) => {
-    const dir = await tempDir(t)
-    await writeFile(join(dir, 'c.yaml'), TINY_CONFIG)
-    const {config} = await loadConfig(join(dir, 'c.yaml'))
-    let seen: Record<string, unknown> = {}
-    const steps = realPipelineSteps({...deps(dir), importModule: async () => ({trainPipeline: async (_c: unknown, o: Record<string, unknown>) => { seen = o; return {stages: [{stage: 'operator'}], wandb: {id: 'w1'}} }})})
-    const r = await steps.train(config, {runDir: dir, resume: true, force: false})
-    assert.equal(seen.runDir, dir)
-    assert.equal(seen.resume, true)
-    assert.equal(seen.backend, 'auto')
-    assert.deepEqual(r.stages, ['operator'])
-    assert.deepEqual(r.wandb, {id: 'w1'})
-  })
-
   it('checkData generates missing data when data.generate is set, then validates it (quick)', async (t) => {
     const dir = await tempDir(t)
     await writeFile(join(dir, 'c.yaml'), TINY_CONFIG.replace('root: data}', 'root: gen, generate: {samples: 8, nx: 16, nt: 5, seed: 3}}'))
