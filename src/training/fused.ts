@@ -25,6 +25,16 @@ export function setFusedKernels(next: FusedMode): FusedMode {
   return prev
 }
 
+/**
+ * The JS attention kernel only when forced on: measured by CPU time it is not faster than the
+ * tfjs-op formulation on wasm (its softmax exp and gathers in V8 cost about what the batched
+ * matMuls do), so 'auto' keeps the ops. The optimizer's fused update is a clear win and follows
+ * `useFusedKernels`.
+ */
+export function useFusedAttention(): boolean {
+  return mode === 'on'
+}
+
 /** True when tensors live in JS-reachable memory (wasm, cpu), so JS kernels are cheap to call. */
 export function useFusedKernels(): boolean {
   if (mode !== 'auto') return mode === 'on'
@@ -93,6 +103,70 @@ function headBackward2(qh: Float32Array, kh: Float32Array, vh: Float32Array, doh
   }
 }
 
+/** Scaled scores q k^T of one head into scores[p ..]. */
+function headScores(qh: Float32Array, kh: Float32Array, T: number, hd: number, scale: number, scores: Float32Array, p: number): void {
+  if (hd === 2) {
+    for (let t = 0; t < T; t++) {
+      const q0 = qh[2 * t] * scale
+      const q1 = qh[2 * t + 1] * scale
+      for (let u = 0; u < T; u++) scores[p++] = q0 * kh[2 * u] + q1 * kh[2 * u + 1]
+    }
+    return
+  }
+  for (let t = 0; t < T; t++) {
+    for (let u = 0; u < T; u++) {
+      let dot = 0
+      for (let d = 0; d < hd; d++) dot += qh[t * hd + d] * kh[u * hd + d]
+      scores[p++] = dot * scale
+    }
+  }
+}
+
+/** out[t] = sum_u P[t, u] v[u] for one head, written at oBase + t * oStride. */
+function headValues(probs: Float32Array, pBase: number, vh: Float32Array, T: number, hd: number, out: Float32Array, oBase: number, oStride: number): void {
+  for (let t = 0; t < T; t++) {
+    const pRow = pBase + t * T
+    const oo = oBase + t * oStride
+    for (let d = 0; d < hd; d++) {
+      let acc = 0
+      for (let u = 0; u < T; u++) acc += probs[pRow + u] * vh[u * hd + d]
+      out[oo + d] = acc
+    }
+  }
+}
+
+/** Backward of one head for any hd (see headBackward2). */
+function headBackward(qh: Float32Array, kh: Float32Array, vh: Float32Array, doh: Float32Array, T: number, hd: number, scale: number, probs: Float32Array, pBase: number, out: Float32Array, oBase: number, oStride: number, dq: Float64Array, dk: Float64Array, dv: Float64Array): void {
+  for (let t = 0; t < T; t++) {
+    const oo = oBase + t * oStride
+    // sum_u P[t,u] dP[t,u] = dO[t] . O[t]
+    let delta = 0
+    for (let d = 0; d < hd; d++) delta += doh[t * hd + d] * out[oo + d]
+    const pRow = pBase + t * T
+    for (let u = 0; u < T; u++) {
+      const p = probs[pRow + u]
+      let dp = 0
+      for (let d = 0; d < hd; d++) {
+        dp += doh[t * hd + d] * vh[u * hd + d]
+        dv[u * hd + d] += p * doh[t * hd + d]
+      }
+      const ds = p * (dp - delta) * scale
+      for (let d = 0; d < hd; d++) {
+        dq[t * hd + d] += ds * kh[u * hd + d]
+        dk[u * hd + d] += ds * qh[t * hd + d]
+      }
+    }
+  }
+}
+
+/** Inverse of gather: writes src [T, hd] into head (b, g, h) of dst. */
+function scatter(src: Float64Array, dst: Float32Array, stride: number, col: number, b: number, g: number, T: number, G: number, hd: number): void {
+  for (let t = 0; t < T; t++) {
+    const o = ((b * T + t) * G + g) * stride + col
+    for (let d = 0; d < hd; d++) dst[o + d] = src[t * hd + d]
+  }
+}
+
 /** Gathers head (b, g, h) of a [B*T*G, stride] array at column offset `col` into dst [T, hd]. */
 function gather(src: Float32Array, stride: number, col: number, b: number, g: number, T: number, G: number, hd: number, dst: Float32Array): void {
   for (let t = 0; t < T; t++) {
@@ -158,22 +232,7 @@ function forward(qkv: Float32Array, gq: Float32Array, gk: Float32Array, s: Group
       for (let h = 0; h < H; h++) {
         gather(qn, gs, h * hd, b, g, T, G, hd, qh)
         gather(kn, gs, h * hd, b, g, T, G, hd, kh)
-        let p = ((b * G + g) * H + h) * T * T
-        if (hd === 2) {
-          for (let t = 0; t < T; t++) {
-            const q0 = qh[2 * t] * scale
-            const q1 = qh[2 * t + 1] * scale
-            for (let u = 0; u < T; u++) scores[p++] = q0 * kh[2 * u] + q1 * kh[2 * u + 1]
-          }
-        } else {
-          for (let t = 0; t < T; t++) {
-            for (let u = 0; u < T; u++) {
-              let dot = 0
-              for (let d = 0; d < hd; d++) dot += qh[t * hd + d] * kh[u * hd + d]
-              scores[p++] = dot * scale
-            }
-          }
-        }
+        headScores(qh, kh, T, hd, scale, scores, ((b * G + g) * H + h) * T * T)
       }
     }
   }
@@ -184,16 +243,7 @@ function forward(qkv: Float32Array, gq: Float32Array, gk: Float32Array, s: Group
     for (let g = 0; g < G; g++) {
       for (let h = 0; h < H; h++) {
         gather(qkv, 3 * gs, 2 * gs + h * hd, b, g, T, G, hd, vh)
-        const pBase = ((b * G + g) * H + h) * T * T
-        for (let t = 0; t < T; t++) {
-          const pRow = pBase + t * T
-          const oo = ((b * T + t) * G + g) * gs + h * hd
-          for (let d = 0; d < hd; d++) {
-            let acc = 0
-            for (let u = 0; u < T; u++) acc += probs[pRow + u] * vh[u * hd + d]
-            out[oo + d] = acc
-          }
-        }
+        headValues(probs, ((b * G + g) * H + h) * T * T, vh, T, hd, out, (b * T * G + g) * gs + h * hd, G * gs)
       }
     }
   }
@@ -237,52 +287,19 @@ function backward(qkv: Float32Array, gq: Float32Array, gk: Float32Array, sv: Sav
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < G; g++) {
       for (let h = 0; h < H; h++) {
-        for (let t = 0; t < T; t++) {
-          const r = (b * T + t) * G + g
-          const on = r * gs + h * hd
-          const ov = r * 3 * gs + 2 * gs + h * hd
-          for (let d = 0; d < hd; d++) {
-            qh[t * hd + d] = qn[on + d]
-            kh[t * hd + d] = kn[on + d]
-            vh[t * hd + d] = qkv[ov + d]
-            doh[t * hd + d] = dOut[on + d]
-          }
-        }
+        gather(qn, gs, h * hd, b, g, T, G, hd, qh)
+        gather(kn, gs, h * hd, b, g, T, G, hd, kh)
+        gather(qkv, 3 * gs, 2 * gs + h * hd, b, g, T, G, hd, vh)
+        gather(dOut, gs, h * hd, b, g, T, G, hd, doh)
         dq.fill(0)
         dk.fill(0)
         dv.fill(0)
         const pBase = ((b * G + g) * H + h) * T * T
         if (hd === 2) headBackward2(qh, kh, vh, doh, T, scale, probs, pBase, out, (b * T * G + g) * gs + h * hd, G * gs, dq, dk, dv)
-        else for (let t = 0; t < T; t++) {
-          const oo = ((b * T + t) * G + g) * gs + h * hd
-          // sum_u P[t,u] dP[t,u] = dO[t] . O[t]
-          let delta = 0
-          for (let d = 0; d < hd; d++) delta += doh[t * hd + d] * out[oo + d]
-          const pRow = pBase + t * T
-          for (let u = 0; u < T; u++) {
-            const p = probs[pRow + u]
-            let dp = 0
-            for (let d = 0; d < hd; d++) {
-              dp += doh[t * hd + d] * vh[u * hd + d]
-              dv[u * hd + d] += p * doh[t * hd + d]
-            }
-            const ds = p * (dp - delta) * scale
-            for (let d = 0; d < hd; d++) {
-              dq[t * hd + d] += ds * kh[u * hd + d]
-              dk[u * hd + d] += ds * qh[t * hd + d]
-            }
-          }
-        }
-        for (let t = 0; t < T; t++) {
-          const r = (b * T + t) * G + g
-          const on = r * gs + h * hd
-          const ov = r * 3 * gs + 2 * gs + h * hd
-          for (let d = 0; d < hd; d++) {
-            dqn[on + d] = dq[t * hd + d]
-            dkn[on + d] = dk[t * hd + d]
-            dqkv[ov + d] = dv[t * hd + d]
-          }
-        }
+        else headBackward(qh, kh, vh, doh, T, hd, scale, probs, pBase, out, (b * T * G + g) * gs + h * hd, G * gs, dq, dk, dv)
+        scatter(dq, dqn, gs, h * hd, b, g, T, G, hd)
+        scatter(dk, dkn, gs, h * hd, b, g, T, G, hd)
+        scatter(dv, dqkv, 3 * gs, 2 * gs + h * hd, b, g, T, G, hd)
       }
     }
   }

@@ -26,7 +26,7 @@ import {
   scalarEmbedding,
   silu,
 } from '../layers.js'
-import {fusedGroupAttention, useFusedKernels} from '../fused.js'
+import {fusedGroupAttention, useFusedAttention} from '../fused.js'
 import type {ParamStore} from '../params.js'
 import type {ModelInfo} from './types.js'
 
@@ -157,7 +157,7 @@ export class LatentOperator implements ModelInfo {
     const rows = batch * tokens * groups
     const hN = L.attnNorm.apply(x).reshape([rows, gs]) as tf.Tensor2D
     const qkv = L.qkv.apply(hN)
-    const merged = useFusedKernels()
+    const merged = useFusedAttention()
       ? fusedGroupAttention(qkv, L.gq as tf.Tensor1D, L.gk as tf.Tensor1D, {batch, tokens, groups, heads, headDim: hd, eps: 1e-6})
       : this.attentionOps(L, qkv, batch, tokens)
     const a = L.out.apply(merged).reshape([batch * tokens, c]) as tf.Tensor2D
