@@ -1,12 +1,20 @@
 /**
- * Training benchmark: one latent-operator training step (forward + backward + Adam) for the
+ * Training benchmark: one latent-operator training step (forward + backward + AdamW) for the
  * 32-dim config (latent 32 x 32 tokens, pdet hidden 96, group 12, heads 6, depths [1,1,1],
- * batch 64) on each backend: ms/step, samples/s, achieved GFLOP/s (matMul FLOPs only: forward
- * plus the two backward matMuls per forward matMul) and a per-kernel profile.
- * The PyTorch peer (85 ms/step on 1 thread, OpenBLAS; see DESIGN.md) is not run here.
- * Run alone: node --import tsx bench/training.ts [wasm cpu]
+ * mlp_ratio 2, batch 64) on tfjs `wasm` (default, JS attention kernel forced on, all fused kernels off),
+ * tfjs `cpu`, and the same architecture in PyTorch on CPU (1 and 2 threads) in the same run.
+ * Reports median wall ms/step and median CPU ms/step (process CPU time: on a shared,
+ * oversubscribed machine it is distorted far less than wall time), samples/s, achieved GFLOP/s
+ * (matMul FLOPs of forward + the two backward matMuls, counted the same way for both), ratios to
+ * PyTorch 1-thread, and where the tfjs time goes (kernels plus the JS outside them).
+ * Run alone: node --import tsx bench/training.ts [wasm cpu torch]
  */
+import {spawnSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
+
 import {resolveBackend} from '../src/training/backend.js'
+import {type FusedMode, setFusedKernels} from '../src/training/fused.js'
 import {trainingLoss} from '../src/training/losses.js'
 import {LatentOperator} from '../src/training/models/operator.js'
 import {Optimizer} from '../src/training/optim.js'
@@ -16,12 +24,23 @@ import {trainStep} from '../src/training/step.js'
 
 export interface TrainingBenchRow {
   backend: string
+  /** 'auto' (the default: fused optimizer), 'on' (also the JS attention kernel), 'off' (tfjs ops only). */
+  fused: FusedMode
   msPerStep: number
+  cpuMsPerStep: number
   samplesPerSec: number
   gflopPerSec: number
   steps: number
-  /** Kernel name -> ms in one profiled step, largest first. */
+  /** Kernel name -> ms in one profiled step, largest first; 'JS (outside kernels)' is the rest. */
   kernels: {name: string; ms: number; share: number}[]
+}
+
+export interface TorchPeer {
+  available: boolean
+  reason?: string
+  torch?: string
+  mm512GflopsOneThread?: number
+  runs?: {threads: number; msPerStep: number; cpuMsPerStep: number; samplesPerSec: number; gflopPerSec: number}[]
 }
 
 export interface TrainingBenchResult {
@@ -29,61 +48,151 @@ export interface TrainingBenchResult {
   paramCount: number
   flopsPerStep: number
   rows: TrainingBenchRow[]
-  /** Measured PyTorch figure quoted from DESIGN.md for context (not re-measured). */
-  pytorchReferenceMs: number
+  torch: TorchPeer
+  /** tfjs row (backend/fused) -> its ms over PyTorch 1-thread's, by wall and by CPU time. */
+  ratios: {row: string; wall: number; cpu: number}[]
+  goal: string
 }
 
 const CONFIG = {inputDim: 32, hiddenDim: 96, depths: [1, 1, 1], groupSize: 12, numHeads: 6, mlpRatio: 2, dropout: 0, tokens: 32}
 const BATCH = 64
+const PEER = fileURLToPath(new URL('peers/torch_operator.py', import.meta.url))
+// Debian's interpreter: the one python3-torch installs into.
+const PYTHON = '/usr/bin/python3'
 
-export async function benchTraining(backends: Array<'wasm' | 'cpu'> = ['wasm', 'cpu'], log: (line: string) => void = (l) => console.log(l)): Promise<TrainingBenchResult> {
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+async function benchTfjs(backend: 'wasm' | 'cpu', fused: FusedMode, steps: number): Promise<{row: TrainingBenchRow; paramCount: number; flopsPerStep: number}> {
+  const {tf} = await resolveBackend(backend)
+  const prevMode = setFusedKernels(fused)
+  const store = new ParamStore(new Rng(0))
+  const op = new LatentOperator(store, CONFIG)
+  const flopsPerStep = 3 * op.matmulFlops(BATCH)
+  const rng = new Rng(1)
+  const z0 = tf.tensor3d(rng.fillNormal(BATCH * 32 * 32), [BATCH, 32, 32])
+  const z1 = tf.tensor3d(rng.fillNormal(BATCH * 32 * 32), [BATCH, 32, 32])
+  const optimizer = new Optimizer(store, {type: 'adamw', lr: 1e-3, weightDecay: 0.01})
+  let step = 0
+  const one = (): void => {
+    trainStep({store, optimizer, lossFns: [() => trainingLoss(op.forward(z0, 0.1), z1)], context: {stage: 'bench', epoch: 0, step: step++}})
+  }
+  // Warm-up: kernel set-up, allocation, and V8 optimising the JS kernels.
+  for (let i = 0; i < (backend === 'cpu' ? 1 : 3); i++) one()
+  const wall: number[] = []
+  const cpu: number[] = []
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now()
+    const c0 = process.cpuUsage()
+    one()
+    const c = process.cpuUsage(c0)
+    wall.push(performance.now() - t0)
+    cpu.push((c.user + c.system) / 1000)
+  }
+  const t0 = performance.now()
+  const profile = await tf.profile(() => one())
+  const profiledMs = performance.now() - t0
+  const byKernel = new Map<string, number>()
+  // 'forward' (customGrad) and '*__op' entries wrap kernels that are also listed: skip them.
+  for (const k of profile.kernels.filter((k) => k.name !== 'forward' && !k.name.endsWith('__op'))) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs))
+  const inKernels = [...byKernel.values()].reduce((a, b) => a + b, 0)
+  byKernel.set('JS (outside kernels)', Math.max(0, profiledMs - inKernels))
+  const kernels = [...byKernel.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([name, ms]) => ({name, ms, share: ms / profiledMs}))
+  const ms = median(wall)
+  const row: TrainingBenchRow = {backend, fused, msPerStep: ms, cpuMsPerStep: median(cpu), samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, kernels}
+  const paramCount = op.paramCount()
+  tf.dispose([z0, z1])
+  optimizer.dispose()
+  op.dispose()
+  store.dispose()
+  setFusedKernels(prevMode)
+  return {row, paramCount, flopsPerStep}
+}
+
+function hasTorch(): boolean {
+  return existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], {stdio: 'ignore'}).status === 0
+}
+
+/** Installs Debian's python3-torch with OpenBLAS when missing and we are root with apt. */
+function ensureTorch(log: (line: string) => void): string | null {
+  if (hasTorch()) return null
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) return `PyTorch is not importable by ${PYTHON} and this is not a root shell with apt-get to install python3-torch`
+  log('installing python3-torch libopenblas0-pthread (apt-get) for the PyTorch peer ...')
+  const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'python3-torch', 'libopenblas0-pthread'], {stdio: 'ignore', timeout: 900_000})
+  if (r.status !== 0 || !hasTorch()) return 'apt-get install python3-torch libopenblas0-pthread failed'
+  return null
+}
+
+function runTorch(paramCount: number, flopsPerStep: number, log: (line: string) => void): TorchPeer {
+  const missing = ensureTorch(log)
+  if (missing) return {available: false, reason: missing}
+  const r = spawnSync(PYTHON, [PEER, '--threads', '1,2', '--steps', '20', '--batch', String(BATCH), '--expect-params', String(paramCount)], {encoding: 'utf8', timeout: 1_200_000})
+  let out: {error?: string; torch: string; mm512_gflops_1thread: number; runs: {threads: number; ms_median: number; cpu_ms_median: number}[]}
+  try {
+    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
+  } catch {
+    return {available: false, reason: `the PyTorch peer failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`}
+  }
+  if (out.error) return {available: false, reason: out.error}
+  return {
+    available: true,
+    torch: out.torch,
+    mm512GflopsOneThread: out.mm512_gflops_1thread,
+    runs: out.runs.map((x) => ({threads: x.threads, msPerStep: x.ms_median, cpuMsPerStep: x.cpu_ms_median, samplesPerSec: (BATCH * 1000) / x.ms_median, gflopPerSec: flopsPerStep / x.ms_median / 1e6})),
+  }
+}
+
+export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['wasm', 'cpu', 'torch'], log: (line: string) => void = (l) => console.log(l)): Promise<TrainingBenchResult> {
   const rows: TrainingBenchRow[] = []
   let paramCount = 0
   let flopsPerStep = 0
-  for (const backend of backends) {
-    const {tf} = await resolveBackend(backend)
+  const runs: Array<['wasm' | 'cpu', FusedMode, number]> = []
+  if (which.includes('wasm')) runs.push(['wasm', 'auto', 15], ['wasm', 'on', 15], ['wasm', 'off', 15])
+  if (which.includes('cpu')) runs.push(['cpu', 'auto', 2])
+  for (const [backend, fused, steps] of runs) {
+    const r = await benchTfjs(backend, fused, steps)
+    rows.push(r.row)
+    paramCount = r.paramCount
+    flopsPerStep = r.flopsPerStep
+    log(
+      `tfjs ${backend} (fused ${fused}): ${r.row.msPerStep.toFixed(0)} ms/step wall, ${r.row.cpuMsPerStep.toFixed(0)} ms CPU, ` +
+        `${r.row.samplesPerSec.toFixed(0)} samples/s, ${r.row.gflopPerSec.toFixed(2)} GFLOP/s`,
+    )
+    log(`  where the time goes: ${r.row.kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(0)}%`).join(', ')}`)
+  }
+  if (paramCount === 0) {
     const store = new ParamStore(new Rng(0))
     const op = new LatentOperator(store, CONFIG)
     paramCount = op.paramCount()
     flopsPerStep = 3 * op.matmulFlops(BATCH)
-    const rng = new Rng(1)
-    const z0 = tf.tensor3d(rng.fillNormal(BATCH * 32 * 32), [BATCH, 32, 32])
-    const z1 = tf.tensor3d(rng.fillNormal(BATCH * 32 * 32), [BATCH, 32, 32])
-    const optimizer = new Optimizer(store, {type: 'adam', lr: 1e-3})
-    let step = 0
-    const one = (): void => {
-      trainStep({store, optimizer, lossFns: [() => trainingLoss(op.forward(z0, 0.1), z1)], context: {stage: 'bench', epoch: 0, step: step++}})
-    }
-    one() // warm-up: kernel compilation, allocation
-    const steps = backend === 'cpu' ? 2 : 5
-    const t0 = performance.now()
-    for (let i = 0; i < steps; i++) one()
-    const ms = (performance.now() - t0) / steps
-    const profile = await tf.profile(() => one())
-    const byKernel = new Map<string, number>()
-    // 'forward' (customGrad) and '*__op' entries wrap kernels that are also listed: skip them.
-    for (const k of profile.kernels.filter((k) => k.name !== 'forward' && !k.name.endsWith('__op'))) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs))
-    const total = [...byKernel.values()].reduce((a, b) => a + b, 0)
-    const kernels = [...byKernel.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 10)
-      .map(([name, kms]) => ({name, ms: kms, share: kms / total}))
-    const row = {backend, msPerStep: ms, samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, kernels}
-    rows.push(row)
-    tf.dispose([z0, z1])
-    optimizer.dispose()
     op.dispose()
     store.dispose()
-    log(
-      `training step [${backend}]: ${ms.toFixed(0)} ms/step, ${row.samplesPerSec.toFixed(0)} samples/s, ${row.gflopPerSec.toFixed(2)} GFLOP/s` +
-        ` (${(ms / 85).toFixed(1)}x PyTorch's 85 ms reference)`,
-    )
-    log(`  kernels: ${kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(0)}%`).join(', ')}`)
   }
-  return {config: {...CONFIG, batch: BATCH}, paramCount, flopsPerStep, rows, pytorchReferenceMs: 85}
+  const torch: TorchPeer = which.includes('torch') ? runTorch(paramCount, flopsPerStep, log) : {available: false, reason: 'not requested'}
+  const ratios: TrainingBenchResult['ratios'] = []
+  if (torch.available && torch.runs) {
+    log(`PyTorch ${torch.torch} CPU (same architecture, ${paramCount} parameters; 512^3 mm on 1 thread: ${torch.mm512GflopsOneThread?.toFixed(0)} GFLOP/s, ~100 on an idle core with OpenBLAS):`)
+    for (const t of torch.runs) log(`  ${t.threads} thread(s): ${t.msPerStep.toFixed(0)} ms/step wall, ${t.cpuMsPerStep.toFixed(0)} ms CPU, ${t.samplesPerSec.toFixed(0)} samples/s, ${t.gflopPerSec.toFixed(2)} GFLOP/s`)
+    const one = torch.runs.find((t) => t.threads === 1)
+    if (one) {
+      for (const r of rows) {
+        const ratio = {row: `${r.backend}/fused-${r.fused}`, wall: r.msPerStep / one.msPerStep, cpu: r.cpuMsPerStep / one.cpuMsPerStep}
+        ratios.push(ratio)
+        log(`ratio tfjs ${ratio.row} / PyTorch 1 thread: ${ratio.wall.toFixed(2)}x by wall time, ${ratio.cpu.toFixed(2)}x by CPU time (goal: <= 2x)`)
+      }
+    }
+  } else {
+    log(`PyTorch peer skipped: ${torch.reason}`)
+  }
+  return {config: {...CONFIG, batch: BATCH, optimizer: 'adamw'}, paramCount, flopsPerStep, rows, torch, ratios, goal: 'tfjs wasm within 2x of PyTorch 1-thread step time'}
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const args = process.argv.slice(2).filter((a) => a === 'wasm' || a === 'cpu') as Array<'wasm' | 'cpu'>
+  const args = process.argv.slice(2).filter((a) => a === 'wasm' || a === 'cpu' || a === 'torch') as Array<'wasm' | 'cpu' | 'torch'>
   await benchTraining(args.length > 0 ? args : undefined)
 }

@@ -17,6 +17,25 @@ export interface Ctx {
   rng?: Rng
 }
 
+const onesRows = new Map<string, tf.Tensor2D>()
+
+/**
+ * Sum over rows of dy [N, M] as ones[1, N] @ dy: on wasm a reduction over axis 0 transposes first
+ * (~30x slower than this plain matMul). Elsewhere tf.sum.
+ */
+export function columnSums(dy: tf.Tensor2D): tf.Tensor1D {
+  const backend = tf.getBackend()
+  if (backend !== 'wasm') return tf.sum(dy, 0)
+  const n = dy.shape[0]
+  const key = `${backend}:${n}`
+  let ones = onesRows.get(key)
+  if (!ones || ones.isDisposed) {
+    ones = tf.keep(tf.ones([1, n]) as tf.Tensor2D)
+    onesRows.set(key, ones)
+  }
+  return tf.matMul(ones, dy).reshape([dy.shape[1]]) as tf.Tensor1D
+}
+
 /** x[N,I] @ w[I,O] + b[O] with a backward made of explicit transposes and plain matMuls. */
 export const linearOp = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w])
@@ -25,7 +44,7 @@ export const linearOp = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Te
     value,
     gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as tf.Tensor2D[]
-      return [tf.matMul(dy, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy), tf.sum(dy, 0)]
+      return [tf.matMul(dy, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy), columnSums(dy)]
     },
   }
 }) as unknown as CG) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D
@@ -105,10 +124,29 @@ export function createRmsNorm(store: ParamStore, name: string, dim: number, eps 
 
 const GELU_C = Math.sqrt(2 / Math.PI)
 
-/** GELU (tanh approximation, as PyTorch's approximate='tanh'). */
+/**
+ * GELU (tanh approximation, as PyTorch's approximate='tanh'), written with the identity
+ * 0.5 (1 + tanh(z)) = sigmoid(2 z): the wasm backend's Tanh is ~15x slower than its Sigmoid.
+ * A customGrad keeps the backward to a few elementwise ops:
+ *   y = x s, s = sigmoid(2 z), z = c (x + a x^3);  dy/dx = s + x s (1 - s) 2c (1 + 3 a x^2).
+ */
+const geluOp = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const x2 = tf.square(x)
+  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, 2 * GELU_C * 0.044715), 2 * GELU_C)))
+  save([x, x2, s])
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sx2, ss] = saved
+      const dz = tf.add(tf.mul(sx2, 2 * GELU_C * 3 * 0.044715), 2 * GELU_C)
+      const ds = tf.mul(tf.mul(ss, tf.sub(1, ss)), tf.mul(sx, dz))
+      return tf.mul(dy, tf.add(ss, ds))
+    },
+  }
+}) as unknown as CG) as unknown as (x: tf.Tensor) => tf.Tensor
+
 export function gelu<T extends tf.Tensor>(x: T): T {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(x, tf.square(x)), 0.044715)), GELU_C)
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T
+  return geluOp(x) as T
 }
 
 export function silu<T extends tf.Tensor>(x: T): T {

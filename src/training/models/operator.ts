@@ -26,6 +26,7 @@ import {
   scalarEmbedding,
   silu,
 } from '../layers.js'
+import {fusedGroupAttention, useFusedAttention} from '../fused.js'
 import type {ParamStore} from '../params.js'
 import type {ModelInfo} from './types.js'
 
@@ -68,6 +69,9 @@ interface Layer {
   mlpNorm: Norm
   fc1: Linear
   fc2: Linear
+  /** RMSNorm gains of q and k (for the fused attention kernel). */
+  gq: tf.Variable
+  gk: tf.Variable
 }
 
 /** Linear interpolation (align_corners=false) from `from` to `to` points, as a [from, to] matrix. */
@@ -119,6 +123,8 @@ export class LatentOperator implements ModelInfo {
       mlpNorm: createLayerNorm(store, `${name}/mlp_norm`, h),
       fc1: createLinear(store, `${name}/mlp/fc1`, h, mlp),
       fc2: createLinear(store, `${name}/mlp/fc2`, mlp, h),
+      gq: store.get(`${name}/attn/q_norm/g`),
+      gk: store.get(`${name}/attn/k_norm/g`),
     })
     const levels = depths.length
     this.levelTokens = [options.tokens]
@@ -151,6 +157,21 @@ export class LatentOperator implements ModelInfo {
     const rows = batch * tokens * groups
     const hN = L.attnNorm.apply(x).reshape([rows, gs]) as tf.Tensor2D
     const qkv = L.qkv.apply(hN)
+    const merged = useFusedAttention()
+      ? fusedGroupAttention(qkv, L.gq as tf.Tensor1D, L.gk as tf.Tensor1D, {batch, tokens, groups, heads, headDim: hd, eps: 1e-6})
+      : this.attentionOps(L, qkv, batch, tokens)
+    const a = L.out.apply(merged).reshape([batch * tokens, c]) as tf.Tensor2D
+    const x1 = tf.add(x, dropout(a, this.options.dropout, ctx)) as tf.Tensor2D
+    const m = L.fc2.apply(dropout(gelu(L.fc1.apply(L.mlpNorm.apply(x1))), this.options.dropout, ctx))
+    return tf.add(x1, dropout(m, this.options.dropout, ctx)) as tf.Tensor2D
+  }
+
+  /** The same attention as tfjs ops (GPU backends): q/k RMS norms, batched matMuls, softmax. */
+  private attentionOps(L: Layer, qkv: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
+    const {groupSize: gs, numHeads: heads, hiddenDim: c} = this.options
+    const groups = c / gs
+    const hd = gs / heads
+    const rows = batch * tokens * groups
     const [q0, k0, v0] = tf.split(qkv, 3, 1) as tf.Tensor2D[]
     const q = L.qNorm.apply(q0)
     const k = L.kNorm.apply(k0)
@@ -161,11 +182,7 @@ export class LatentOperator implements ModelInfo {
     const vh = tf.transpose(v0.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 1, 4]).reshape([n, tokens, hd]) as tf.Tensor3D
     const scores = tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D
     const attn = bmm(tf.softmax(scores), vh)
-    const merged = tf.transpose(attn.reshape([batch, groups, heads, tokens, hd]), [0, 3, 1, 2, 4]).reshape([rows, gs]) as tf.Tensor2D
-    const a = L.out.apply(merged).reshape([batch * tokens, c]) as tf.Tensor2D
-    const x1 = tf.add(x, dropout(a, this.options.dropout, ctx)) as tf.Tensor2D
-    const m = L.fc2.apply(dropout(gelu(L.fc1.apply(L.mlpNorm.apply(x1))), this.options.dropout, ctx))
-    return tf.add(x1, dropout(m, this.options.dropout, ctx)) as tf.Tensor2D
+    return tf.transpose(attn.reshape([batch, groups, heads, tokens, hd]), [0, 3, 1, 2, 4]).reshape([rows, gs]) as tf.Tensor2D
   }
 
   /** Pairwise mean over tokens: [B*T, C] -> [B*ceil(T/2), C] (odd T repeats the last token). */
