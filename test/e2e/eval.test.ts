@@ -47,8 +47,8 @@ test('ups eval: valid checkpoints reach the engine loader', async (t) => {
   await saveCheckpoint(join(dir, 'checkpoints', 'operator.ckpt'), {tensors, epoch: 1, step: 1})
   const r = await runCli(['eval', CONFIG, '--checkpoints', join(dir, 'checkpoints'), '--json'], {cwd: dir})
   const err = JSON.parse(r.stdout).error
-  // These stand-in weights do not fit the config's models: loading must fail cleanly.
-  assert.match(err.code, /^(EVAL|CHECKPOINT|TRAIN)_/, JSON.stringify(err))
-  assert.equal(r.code, 1)
+  // A checkpoint that is not from a trained run (no training metadata): a clear usage error.
+  assert.equal(err.code, 'SIM_NO_METADATA', JSON.stringify(err))
+  assert.equal(r.code, 2)
   assert.ok(!hasStackTrace(r.stdout + r.stderr))
 })
