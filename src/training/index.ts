@@ -15,4 +15,4 @@ export {createOptimizer, Optimizer, type OptimizerConfig, type OptimizerState} f
 export {ParamStore} from './params.js'
 export {Rng, type RngState} from './rng.js'
 export {createScheduler, Scheduler, type SchedulerConfig, type SchedulerState} from './schedule.js'
-export {applyAccumulated, clipByGlobalNorm, Ema, globalNorm, GradientAccumulator, lossAndGrads, type StepContext, trainStep, type TrainStepResult} from './step.js'
+export {applyAccumulated, applyAccumulatedAsync, clipByGlobalNorm, Ema, globalNorm, globalNormAsync, GradientAccumulator, lossAndGrads, type StepContext, trainStep, trainStepAsync, type TrainStepResult} from './step.js'
