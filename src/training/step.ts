@@ -83,10 +83,16 @@ export class GradientAccumulator {
   }
 }
 
+const ADDN_CHUNK = 6
+
 function sumOfSquares(grads: Grads): tf.Scalar {
   return tf.tidy(() => {
     const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)))
-    return squares.length === 0 ? tf.scalar(0) : (tf.addN(squares) as tf.Scalar)
+    // Summed in chunks: webgpu's AddN binds every input as a storage buffer, and a shader stage
+    // gets only 8 (more gives an invalid pipeline and a wrong norm, not an error).
+    let total: tf.Tensor = tf.scalar(0)
+    for (let i = 0; i < squares.length; i += ADDN_CHUNK) total = tf.addN([total, ...squares.slice(i, i + ADDN_CHUNK)])
+    return total as tf.Scalar
   })
 }
 

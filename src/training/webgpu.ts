@@ -167,8 +167,8 @@ export function diagnoseNoAdapter(v: VulkanSearch): Pick<WebgpuProbe, 'problem' 
   }
   return {
     problem: 'adapter-rejected',
-    detail: `Dawn rejected every Vulkan adapter (drivers: ${usable.map((i) => basename(i.library ?? i.path)).join(', ')}); Mesa older than 25 lacks features Dawn needs`,
-    fix: `Use an NVIDIA driver's Vulkan ICD (${NVIDIA_HINT.replace('on an NVIDIA host, ', '')}) or Mesa 25+; ${SETUP_HINT}.`,
+    detail: `Dawn found no usable adapter although Vulkan drivers are configured (${usable.map((i) => basename(i.library ?? i.path)).join(', ')}): the driver failed to load or lacks features Dawn needs (Mesa older than 25 does)`,
+    fix: `On NVIDIA, check that the driver's Vulkan library is mounted (NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics); use Mesa 25+ for software Vulkan; ${SETUP_HINT}.`,
   }
 }
 
