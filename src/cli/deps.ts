@@ -14,6 +14,10 @@ export function realDoctorDeps(): DoctorDeps {
       const {probeBackends} = await import('../training/backend.js')
       return probeBackends()
     },
+    async probeWebgpu() {
+      const {probeWebgpu} = await import('../training/webgpu.js')
+      return probeWebgpu({env: process.env, allowSoftware: process.env.UPS_WEBGPU_ALLOW_SOFTWARE === '1'})
+    },
     async vastaiVersion() {
       const bin = process.env.UPS_VASTAI_BIN || 'vastai'
       try {

@@ -15,11 +15,22 @@ export interface BackendProbe {
   detail: string
 }
 
+/** What the WebGPU probe saw (src/training/webgpu.ts WebgpuProbe, the fields doctor shows). */
+export interface WebgpuReport {
+  available: boolean
+  adapter: {vendor: string; architecture: string; description: string; software: boolean} | null
+  problem: string | null
+  detail: string
+  fix: string | null
+}
+
 export interface DoctorDeps {
   env: NodeJS.ProcessEnv
   nodeVersion: string
   /** Which tfjs backends load here, best first. */
   probeBackends(): Promise<BackendProbe[]>
+  /** The GPU adapter Dawn would use for the webgpu backend, or why there is none. */
+  probeWebgpu?(): Promise<WebgpuReport>
   /** The vastai CLI's version string, or null when it is not installed. */
   vastaiVersion(): Promise<{bin: string; version: string | null; error?: string}>
 }
@@ -28,6 +39,7 @@ export interface DoctorResult {
   ok: boolean
   checks: DoctorCheck[]
   backends: BackendProbe[]
+  webgpu?: WebgpuReport
   secrets: Record<string, boolean>
 }
 
@@ -59,9 +71,18 @@ export async function runDoctor(deps: DoctorDeps): Promise<DoctorResult> {
           fix: 'Run `npm ci` in the project folder.',
         },
   )
-  const gpu = backends.find((b) => b.name === 'tensorflow-gpu' || b.name === 'webgpu')
-  if (gpu && !gpu.available) {
-    checks.push({id: 'tfjs.gpu', status: 'warn', summary: `No GPU backend: ${gpu.detail}`})
+  const webgpu = deps.probeWebgpu ? await deps.probeWebgpu() : undefined
+  const gpus = backends.filter((b) => b.name === 'tensorflow-gpu' || b.name === 'webgpu')
+  if (gpus.length > 0 && !gpus.some((b) => b.available)) {
+    const why = gpus.map((b) => `${b.name}: ${b.name === 'webgpu' && webgpu ? 'see the WebGPU line' : b.detail}`)
+    checks.push({id: 'tfjs.gpu', status: 'warn', summary: `No GPU backend (${why.join('; ')})`})
+  }
+  if (webgpu) {
+    checks.push(
+      webgpu.available
+        ? {id: 'webgpu.adapter', status: 'ok', summary: `WebGPU adapter: ${webgpu.detail}`}
+        : {id: 'webgpu.adapter', status: 'warn', summary: `${webgpu.adapter ? 'WebGPU' : 'No WebGPU adapter'}: ${webgpu.detail}`, fix: webgpu.fix ?? undefined},
+    )
   }
 
   const vast = await deps.vastaiVersion()
@@ -86,7 +107,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<DoctorResult> {
     })
   }
 
-  return {ok: checks.every((c) => c.status !== 'fail'), checks, backends, secrets}
+  return {ok: checks.every((c) => c.status !== 'fail'), checks, backends, webgpu, secrets}
 }
 
 export function renderDoctor(result: DoctorResult): string {

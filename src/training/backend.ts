@@ -1,6 +1,6 @@
 /**
- * Picks the TensorFlow.js backend at run time: tfjs-node-gpu (with a CUDA GPU) -> tfjs-node ->
- * wasm -> pure-JS cpu. Everything is imported lazily so commands that do not train never load tfjs.
+ * Picks the TensorFlow.js backend at run time: tfjs-node-gpu (with a CUDA GPU) -> webgpu (Dawn on
+ * a Vulkan GPU; a software adapter only when asked for) -> tfjs-node -> wasm -> pure-JS cpu. Everything is imported lazily so commands that do not train never load tfjs.
  * tfjs-node(-gpu) are optional dependencies (their install downloads libtensorflow), so their
  * absence is an ordinary "not available", not an error.
  */
@@ -9,9 +9,10 @@ import {createRequire} from 'node:module'
 import {dirname} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
+import {installWebgpuGlobals, probeWebgpu, type WebgpuAdapterInfo, type WebgpuFs} from './webgpu.js'
 
-export type BackendRequest = 'auto' | 'tensorflow' | 'tensorflow-gpu' | 'wasm' | 'cpu'
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu'
+export type BackendRequest = 'auto' | 'tensorflow' | 'tensorflow-gpu' | 'webgpu' | 'wasm' | 'cpu'
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu'
 export type Tf = typeof import('@tensorflow/tfjs')
 
 export interface BackendAttempt {
@@ -27,6 +28,8 @@ export interface ResolvedBackend {
   /** Why it was chosen, for the log and the run directory. */
   reason: string
   tried: BackendAttempt[]
+  /** The GPU behind `webgpu` (record it with step times: dry-run estimates use measured figures). */
+  adapter?: WebgpuAdapterInfo
 }
 
 export interface BackendProbe {
@@ -40,6 +43,10 @@ export interface BackendDeps {
   hasCudaGpu?: () => boolean
   /** Imports a module by name (tests pass a fake to simulate tfjs-node). */
   importModule?: (name: string) => Promise<unknown>
+  /** Environment for the Vulkan search and UPS_WEBGPU_ALLOW_SOFTWARE=1 (default: process.env). */
+  env?: Record<string, string | undefined>
+  /** File access for the Vulkan search (tests pass a fake). */
+  fs?: WebgpuFs
 }
 
 interface MinimalLogger {
@@ -47,7 +54,7 @@ interface MinimalLogger {
   debug?(obj: object, msg?: string): void
 }
 
-const ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']
+const ORDER: BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu']
 
 function defaultHasCudaGpu(): boolean {
   const dir = '/proc/driver/nvidia/gpus'
@@ -66,9 +73,27 @@ function message(err: unknown): string {
   return text.split('\n')[0].slice(0, 200)
 }
 
-/** Tries one backend; resolves to the tf namespace when it is usable, else throws why not. */
-async function tryBackend(name: BackendName, deps: Required<BackendDeps>): Promise<{tf: Tf; detail: string}> {
+/**
+ * Tries one backend; resolves to the tf namespace when it is usable, else throws why not.
+ * `explicit`: the user named this backend (then a software WebGPU adapter is acceptable).
+ */
+async function tryBackend(name: BackendName, deps: Required<Omit<BackendDeps, 'fs'>> & {fs?: WebgpuFs}, explicit = false): Promise<{tf: Tf; detail: string; adapter?: WebgpuAdapterInfo}> {
   switch (name) {
+    case 'webgpu': {
+      const allowSoftware = explicit || deps.env.UPS_WEBGPU_ALLOW_SOFTWARE === '1'
+      const probe = await probeWebgpu({env: deps.env, allowSoftware, importModule: deps.importModule, fs: deps.fs})
+      if (!probe.available) throw Object.assign(new Error(probe.detail), {fix: probe.fix})
+      // Globals first (probeWebgpu installed them), then the backend package, then the umbrella.
+      await installWebgpuGlobals(deps.importModule)
+      const tf = (await deps.importModule('@tensorflow/tfjs')) as Tf
+      await deps.importModule('@tensorflow/tfjs-backend-webgpu')
+      tf.env().set('PROD', true)
+      // A failed init returns false but leaves getBackend() === 'webgpu' with every op throwing.
+      if (!(await tf.setBackend('webgpu'))) throw new Error(`setBackend("webgpu") returned false on ${probe.detail}`)
+      const check = await tf.tidy(() => tf.add(tf.tensor1d([1, 2]), 1)).data()
+      if (check[1] !== 3) throw new Error(`webgpu computed 2 + 1 = ${check[1]} on ${probe.detail}`)
+      return {tf, detail: `WebGPU (Dawn/Vulkan) on ${probe.detail}`, adapter: probe.adapter ?? undefined}
+    }
     case 'tensorflow-gpu': {
       if (!deps.hasCudaGpu()) throw new Error('no CUDA GPU visible (no NVIDIA driver devices)')
       const tf = (await deps.importModule('@tensorflow/tfjs-node-gpu')) as Tf
@@ -103,8 +128,8 @@ async function tryBackend(name: BackendName, deps: Required<BackendDeps>): Promi
   }
 }
 
-function withDefaults(deps: BackendDeps): Required<BackendDeps> {
-  return {hasCudaGpu: deps.hasCudaGpu ?? defaultHasCudaGpu, importModule: deps.importModule ?? defaultImport}
+function withDefaults(deps: BackendDeps): Required<Omit<BackendDeps, 'fs'>> & {fs?: WebgpuFs} {
+  return {hasCudaGpu: deps.hasCudaGpu ?? defaultHasCudaGpu, importModule: deps.importModule ?? defaultImport, env: deps.env ?? process.env, fs: deps.fs}
 }
 
 /**
@@ -122,14 +147,15 @@ export async function resolveBackend(
   if (!candidates.every((c) => ORDER.includes(c))) {
     throw new UserError(`Unknown backend "${requested}".`, {
       code: 'TRAIN_BACKEND_UNKNOWN',
-      hint: 'Use one of: auto, tensorflow, wasm, cpu.',
+      hint: 'Use one of: auto, tensorflow, webgpu, wasm, cpu.',
       exitCode: ExitCode.USAGE,
     })
   }
   const tried: BackendAttempt[] = []
+  let fix: string | undefined
   for (const name of candidates) {
     try {
-      const {tf, detail} = await tryBackend(name, d)
+      const {tf, detail, adapter} = await tryBackend(name, d, requested !== 'auto')
       await tf.ready()
       tried.push({name, ok: true, detail})
       const skipped = tried.filter((t) => !t.ok).map((t) => `${t.name}: ${t.detail}`)
@@ -138,9 +164,10 @@ export async function resolveBackend(
           ? `auto: first backend that loads${skipped.length > 0 ? ` (skipped ${skipped.join('; ')})` : ''}; ${detail}`
           : `requested ${requested}; ${detail}`
       logger?.info({backend: name, reason}, `tfjs backend: ${name}`)
-      return {tf, name, reason, tried}
+      return {tf, name, reason, tried, adapter}
     } catch (error) {
       tried.push({name, ok: false, detail: message(error)})
+      fix ??= (error as {fix?: string}).fix ?? undefined
       logger?.debug?.({backend: name, error: message(error)}, `tfjs backend ${name} unavailable`)
     }
   }
@@ -151,7 +178,7 @@ export async function resolveBackend(
       hint:
         requested === 'auto'
           ? 'Run `npm ci` in the project folder, then `ups doctor`.'
-          : 'Try `--backend auto`, or run `ups doctor` to see which backends load here.',
+          : (fix ?? 'Try `--backend auto`, or run `ups doctor` to see which backends load here.'),
       exitCode: ExitCode.EXTERNAL,
       details: {tried},
     },

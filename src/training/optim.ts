@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import {useFusedKernels} from './fused.js'
-import type {ParamStore} from './params.js'
+import {type ParamStore, readArrays} from './params.js'
 
 export type OptimizerType = 'adam' | 'adamw' | 'sgd'
 
@@ -167,6 +167,12 @@ export class Optimizer {
       dtype: 'float32' as const,
       data: v.dataSync() as Float32Array,
     }))
+    return {state: {type: this.type, step: this.step, lr: this.lr, config: this.config}, arrays}
+  }
+
+  /** exportState() with asynchronous reads (required on webgpu). */
+  async exportStateAsync(prefix = 'optim/'): Promise<{state: OptimizerState; arrays: NamedArray[]}> {
+    const arrays = await readArrays([...this.slots.entries()], prefix)
     return {state: {type: this.type, step: this.step, lr: this.lr, config: this.config}, arrays}
   }
 

@@ -87,6 +87,11 @@ export class ParamStore {
     }))
   }
 
+  /** exportArrays() with asynchronous reads (required on webgpu). */
+  exportArraysAsync(prefix = ''): Promise<NamedArray[]> {
+    return readArrays(this.entries(), prefix)
+  }
+
   /**
    * Loads parameters by name. Every parameter of the store must be present with the same shape:
    * a checkpoint from another architecture is a UserError, not a silent partial load.
@@ -114,4 +119,10 @@ export class ParamStore {
     for (const v of this.vars.values()) v.dispose()
     this.vars.clear()
   }
+}
+
+/** Copies named variables out with asynchronous reads (every backend; required on webgpu). */
+export async function readArrays(entries: Array<[string, tf.Variable]>, prefix = ''): Promise<NamedArray[]> {
+  const data = await Promise.all(entries.map(([, v]) => v.data() as Promise<Float32Array>))
+  return entries.map(([name, v], i) => ({name: prefix + name, shape: [...v.shape], dtype: 'float32' as const, data: data[i]}))
 }

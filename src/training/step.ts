@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import type {Grads, Optimizer} from './optim.js'
-import type {ParamStore} from './params.js'
+import {type ParamStore, readArrays} from './params.js'
 
 export interface StepContext {
   stage: string
@@ -39,6 +39,20 @@ export class GradientAccumulator {
     const {loss, grads} = lossAndGrads(this.store, lossFn)
     const value = loss.dataSync()[0]
     loss.dispose()
+    this.addGrads(grads, value)
+    return value
+  }
+
+  /** add() reading the loss asynchronously: webgpu under Node has no synchronous GPU reads. */
+  async addAsync(lossFn: () => tf.Scalar): Promise<number> {
+    const {loss, grads} = lossAndGrads(this.store, lossFn)
+    const value = (await loss.data())[0]
+    loss.dispose()
+    this.addGrads(grads, value)
+    return value
+  }
+
+  private addGrads(grads: Grads, value: number): void {
     for (const [name, g] of grads) {
       const prev = this.sums.get(name)
       if (prev) {
@@ -51,7 +65,6 @@ export class GradientAccumulator {
     }
     this.lossSum += value
     this.count += 1
-    return value
   }
 
   /** Mean loss and mean gradients; the accumulator is empty afterwards (caller disposes grads). */
@@ -70,11 +83,31 @@ export class GradientAccumulator {
   }
 }
 
-export function globalNorm(grads: Grads): number {
+const ADDN_CHUNK = 6
+
+function sumOfSquares(grads: Grads): tf.Scalar {
   return tf.tidy(() => {
     const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)))
-    return squares.length === 0 ? 0 : Math.sqrt(tf.addN(squares).dataSync()[0])
+    // Summed in chunks: webgpu's AddN binds every input as a storage buffer, and a shader stage
+    // gets only 8 (more gives an invalid pipeline and a wrong norm, not an error).
+    let total: tf.Tensor = tf.scalar(0)
+    for (let i = 0; i < squares.length; i += ADDN_CHUNK) total = tf.addN([total, ...squares.slice(i, i + ADDN_CHUNK)])
+    return total as tf.Scalar
   })
+}
+
+export function globalNorm(grads: Grads): number {
+  const s = sumOfSquares(grads)
+  const value = Math.sqrt(s.dataSync()[0])
+  s.dispose()
+  return value
+}
+
+export async function globalNormAsync(grads: Grads): Promise<number> {
+  const s = sumOfSquares(grads)
+  const value = Math.sqrt((await s.data())[0])
+  s.dispose()
+  return value
 }
 
 /** Scales all gradients by maxNorm / norm when norm > maxNorm (PyTorch's clip_grad_norm_). */
@@ -125,21 +158,44 @@ export function trainStep(o: TrainStepOptions): TrainStepResult {
   return applyAccumulated(acc, o)
 }
 
+/**
+ * trainStep with asynchronous reads of the loss and gradient norm: works on every backend and is
+ * the only form that works on webgpu (tfjs's synchronous GPU read needs a browser canvas).
+ */
+export async function trainStepAsync(o: TrainStepOptions): Promise<TrainStepResult> {
+  const acc = new GradientAccumulator(o.store)
+  for (const fn of o.lossFns) await acc.addAsync(fn)
+  return applyAccumulatedAsync(acc, o)
+}
+
 /** The second half of trainStep, for loops that feed the accumulator themselves. */
 export function applyAccumulated(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
   const {loss, grads} = acc.take()
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    const norm = globalNorm(grads)
-    if (!Number.isFinite(norm)) throw nonFiniteError('gradient norm', norm, o.context)
-    const clip = o.clipNorm && o.clipNorm > 0 ? clipByGlobalNorm(grads, o.clipNorm, norm) : {grads, norm, clipped: false}
-    o.optimizer.apply(clip.grads)
-    if (clip.grads !== grads) tf.dispose([...clip.grads.values()])
-    o.ema?.update()
-    return {loss, gradNorm: norm, clipped: clip.clipped}
+    return update(loss, grads, globalNorm(grads), o)
   } finally {
     tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
   }
+}
+
+export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): Promise<TrainStepResult> {
+  const {loss, grads} = acc.take()
+  try {
+    if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
+    return update(loss, grads, await globalNormAsync(grads), o)
+  } finally {
+    tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
+  }
+}
+
+function update(loss: number, grads: Grads, norm: number, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
+  if (!Number.isFinite(norm)) throw nonFiniteError('gradient norm', norm, o.context)
+  const clip = o.clipNorm && o.clipNorm > 0 ? clipByGlobalNorm(grads, o.clipNorm, norm) : {grads, norm, clipped: false}
+  o.optimizer.apply(clip.grads)
+  if (clip.grads !== grads) tf.dispose([...clip.grads.values()])
+  o.ema?.update()
+  return {loss, gradNorm: norm, clipped: clip.clipped}
 }
 
 /** Exponential moving average of the weights: shadow <- decay * shadow + (1 - decay) * param. */
@@ -168,6 +224,11 @@ export class Ema {
       dtype: 'float32' as const,
       data: v.dataSync() as Float32Array,
     }))
+  }
+
+  /** exportArrays() with asynchronous reads (webgpu). */
+  async exportArraysAsync(prefix = ''): Promise<NamedArray[]> {
+    return readArrays([...this.shadows.entries()], prefix)
   }
 
   importArrays(arrays: NamedArray[], prefix = ''): void {

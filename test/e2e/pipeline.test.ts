@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {cp, readFile, stat, writeFile} from 'node:fs/promises'
+import {cp, readdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 

@@ -8,24 +8,28 @@ import {energySpectrum, nrmse, spectralEnergyError} from '../../../src/training/
 import {Rng} from '../../../src/training/rng.js'
 import {UserError} from '../../../src/util/errors.js'
 
-// Simulates a host without libtensorflow: the optional tfjs-node packages fail to import.
+// Simulates a host without libtensorflow (the optional tfjs-node packages fail to import) and
+// without Vulkan (whatever the developer's shell has set up).
 const noNode = {
   hasCudaGpu: () => true,
   importModule: (name: string) => (name.includes('tfjs-node') ? Promise.reject(new Error(`Cannot find package '${name}'`)) : import(name)),
+  env: {},
+  fs: {exists: () => false, readdir: () => [], readText: () => ''},
 }
 
 describe('backend resolution', () => {
-  it('auto falls through tfjs-node-gpu and tfjs-node to wasm and records why', async () => {
+  it('auto falls through tfjs-node-gpu, webgpu and tfjs-node to wasm and records why', async () => {
     const r = await resolveBackend('auto', undefined, noNode)
     assert.equal(r.name, 'wasm')
     assert.equal(r.tf.getBackend(), 'wasm')
-    assert.deepEqual(r.tried.map((t) => [t.name, t.ok]), [['tensorflow-gpu', false], ['tensorflow', false], ['wasm', true]])
+    assert.deepEqual(r.tried.map((t) => [t.name, t.ok]), [['tensorflow-gpu', false], ['webgpu', false], ['tensorflow', false], ['wasm', true]])
     assert.match(r.reason, /skipped tensorflow-gpu: Cannot find package/)
   })
 
   it('without a CUDA GPU, tfjs-node-gpu is not even imported', async () => {
     const imported: string[] = []
     const r = await resolveBackend('auto', undefined, {
+      ...noNode,
       hasCudaGpu: () => false,
       importModule: (n) => (imported.push(n), noNode.importModule(n)),
     })
@@ -41,10 +45,10 @@ describe('backend resolution', () => {
     await assert.rejects(resolveBackend('webgl' as 'cpu'), (e: unknown) => e instanceof UserError && e.code === 'TRAIN_BACKEND_UNKNOWN')
   })
 
-  it('probeBackends lists the four backends for ups doctor', async () => {
+  it('probeBackends lists the five backends for ups doctor', async () => {
     const p = await probeBackends(noNode)
-    assert.deepEqual(p.map((b) => b.name), ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
-    assert.deepEqual(p.map((b) => b.available), [false, false, true, true])
+    assert.deepEqual(p.map((b) => b.name), ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'])
+    assert.deepEqual(p.map((b) => b.available), [false, false, false, true, true])
   })
 })
 
