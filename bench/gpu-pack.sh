@@ -53,6 +53,18 @@ VK_ENV=$("$ROOT/scripts/setup-software-vulkan.sh")
 VK_CACHE=${UPS_VULKAN_CACHE:-$ROOT/.cache/vulkan}
 [ -f "$VK_CACHE/env.json" ] || die "no libvulkan.so.1: scripts/setup-software-vulkan.sh could not unpack libvulkan1 (see its warning)"
 cp -L "$VK_CACHE/root/usr/lib/x86_64-linux-gnu/libvulkan.so.1" "$STAGE/lib/libvulkan.so.1"
+# NVIDIA's Vulkan driver (libGLX_nvidia.so.0) needs glvnd's libGLdispatch/libGLX: without them the
+# loader finds the ICD but vkCreateInstance is missing (seen on an H200 host). From Debian's
+# libglvnd0/libglx0: this machine's copies, else downloaded.
+GLVND_LIBS=(libGLdispatch.so.0 libGLX.so.0 libEGL.so.1)
+for lib in "${GLVND_LIBS[@]}"; do
+  host=/usr/lib/x86_64-linux-gnu/$lib
+  if [ -e "$host" ]; then cp -L "$host" "$STAGE/lib/$lib"; continue; fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq libglvnd0 libglx0 libegl1 >/dev/null 2>&1 && for d in *.deb; do dpkg -x "$d" root; done) || die "cannot get $lib (apt-get download libglvnd0 libglx0 libegl1 failed)"
+  cp -L "$tmp/root/usr/lib/x86_64-linux-gnu/$lib" "$STAGE/lib/$lib"
+  rm -rf "$tmp"
+done
 # dawn.node needs GLIBCXX_3.4.30 (GCC 12); carry this machine's C++ runtime for older hosts.
 for lib in libstdc++.so.6 libgcc_s.so.1; do
   cp -L "$(ldd "$NM/webgpu/dist/linux-x64/dawn.node" | awk -v l="$lib" '$1 == l {print $3}')" "$STAGE/lib/cxx/$lib"

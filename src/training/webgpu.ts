@@ -168,7 +168,7 @@ export function diagnoseNoAdapter(v: VulkanSearch): Pick<WebgpuProbe, 'problem' 
   return {
     problem: 'adapter-rejected',
     detail: `Dawn found no usable adapter although Vulkan drivers are configured (${usable.map((i) => basename(i.library ?? i.path)).join(', ')}): the driver failed to load or lacks features Dawn needs (Mesa older than 25 does)`,
-    fix: `On NVIDIA, check that the driver's Vulkan library is mounted (NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics); use Mesa 25+ for software Vulkan; ${SETUP_HINT}.`,
+    fix: `On NVIDIA, check that the driver's Vulkan library is mounted (NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics) and that glvnd is installed (apt-get install libglvnd0 libglx0: libGLX_nvidia needs libGLdispatch); use Mesa 25+ for software Vulkan; ${SETUP_HINT}.`,
   }
 }
 

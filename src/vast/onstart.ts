@@ -156,6 +156,8 @@ export function renderOnstart(plan: OnstartPlan): string {
     'log "project at commit $(git rev-parse HEAD)"',
     'npm ci --no-audit --no-fund || exit 13',
     '[ -f dist/commands/run.js ] || npm run build || exit 13',
+    // WebGPU on NVIDIA needs the Vulkan loader and glvnd's libEGL/libGLdispatch (seen on an H200 host).
+    '{ ldconfig -p | grep -q libvulkan.so.1 && ldconfig -p | grep -q libEGL.so.1; } || { apt-get update -qq && apt-get install -y -qq --no-install-recommends libvulkan1 libglvnd0 libegl1 >/dev/null; } || log "no Vulkan loader: the webgpu backend is unavailable"',
     'ups doctor || log "ups doctor reported problems; continuing"',
     ...data,
     `log "starting ups ${run[0]}; its output also goes to $RUN_LOG"`,

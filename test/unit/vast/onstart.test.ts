@@ -56,6 +56,8 @@ describe('onstart script', () => {
     stub('vastai', 'echo "vastai $* key=${VAST_API_KEY:-}" >> "$CALLS"')
     stub('curl', 'echo "curl $*" >> "$CALLS"')
     stub('apt-get', 'echo "apt-get $*" >> "$CALLS"')
+    // A host without the Vulkan loader: the script installs it (for the webgpu backend).
+    stub('ldconfig', 'exit 0')
     const r = spawnSync('bash', ['-c', script], {
       encoding: 'utf8',
       env: {PATH: `${bin}:/usr/bin:/bin`, CALLS: calls, TMPDIR: root, CONTAINER_ID: '31000042', CONTAINER_API_KEY: 'inst_scoped_key', ...env},
@@ -88,6 +90,8 @@ describe('onstart script', () => {
       'git rev-parse HEAD',
       'npm ci --no-audit',
       'npm run build',
+      'apt-get update -qq',
+      'apt-get install -y',
       'ups doctor',
       'ups data generate',
       'ups data fetch',
