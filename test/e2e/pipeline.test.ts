@@ -78,7 +78,7 @@ describe('ups run / ups resume', () => {
     assert.ok(plots.some((f) => f.endsWith('.svg')) && plots.some((f) => f.endsWith('.png')), plots.join(', '))
     assert.match(await readFile(join(dir, 'artifacts', 'leaderboard.csv'), 'utf8'), new RegExp(runs[0]))
     await stat(join(dir, 'artifacts', 'leaderboard.html'))
-    assert.match(r.stdout, new RegExp(`Report: .*${runs[0]}/reports/summary\\.md`))
+    assert.match(r.stdout + r.stderr, new RegExp(`Report: .*${runs[0]}/reports/summary\\.md`))
     const meta = JSON.parse(await readFile(join(run, 'metadata.json'), 'utf8'))
     assert.ok(meta.trained && meta.last_small_eval && meta.last_full_eval, JSON.stringify(meta))
 
