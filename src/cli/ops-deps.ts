@@ -14,7 +14,7 @@ import {execa} from 'execa'
 import {mkdir, readdir} from 'node:fs/promises'
 
 import {loadConfig} from '../config/index.js'
-import type {CheckpointCopier, MonitorDeps} from '../ops/index.js'
+import {type CheckpointCopier, type MonitorDeps, parseDuration} from '../ops/index.js'
 import {dryRunEstimateFn} from '../pipeline/launch-estimate.js'
 import type {Logger} from '../util/logger.js'
 import {type GitRunner, type LaunchDeps, launchesPath} from '../vast/index.js'
@@ -73,17 +73,10 @@ export function realMonitorDeps(flags: {'vastai-bin'?: string}, logger: Logger):
   }
 }
 
-/** "90s", "15m", "2h", or plain seconds -> milliseconds. */
-export function parseDuration(input: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(input)
-  if (!m) throw new Error(`Expected a duration like 90s, 15m or 2h but received: ${input}`)
-  const unit = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
-  return Math.round(Number(m[1]) * unit)
-}
-
+/** A duration flag in milliseconds: 90s, 15m, 1h; a bare number is seconds. */
 export const durationFlag = Flags.custom<number>({
-  async parse(input) {
-    return parseDuration(input)
+  async parse(input, _context, options) {
+    return parseDuration(input, options.name ?? 'duration', 's')
   },
 })
 

@@ -18,6 +18,9 @@ test('durations', () => {
   assert.equal(parseDuration('12h', 'x'), 12 * 3_600_000)
   assert.equal(parseDuration('2w', 'x'), 14 * DAY)
   assert.equal(parseDuration('30', 'x'), 30 * DAY)
+  assert.equal(parseDuration('90', 'wait-timeout', 's'), 90_000, 'a bare number in the unit the flag says')
+  assert.equal(parseDuration('15m', 'wait-timeout', 's'), 15 * 60_000)
+  assert.equal(parseDuration('500ms', 'x'), 500)
   assert.throws(() => parseDuration('soon', 'cache-older-than'), (e: Error & {code?: string; exitCode?: number}) => e.code === 'OPS_BAD_DURATION' && e.exitCode === 2 && /--cache-older-than/.test(e.message))
 })
 
