@@ -29,3 +29,24 @@ export function dryRunEstimateFn(deps: EstimateDeps, options: {static?: boolean}
     }
   }
 }
+
+export interface ConfigOfferDefaults {
+  /** Hours the dry-run estimator gives the config on `gpu`. */
+  hours: number
+  gpu?: string
+  numGpus?: number
+  maxPrice?: number
+  minReliability?: number
+}
+
+/**
+ * What `ups offers --config C` needs from a config: the run's estimated hours (to price each
+ * offer) and the config's `vast` section as default filters.
+ */
+export async function offerDefaultsFromConfig(path: string, options: {overrides?: string[]; gpu?: string}, deps: EstimateDeps): Promise<ConfigOfferDefaults> {
+  const {loadConfig} = await import('../config/index.js')
+  const {config} = await loadConfig(path, {overrides: options.overrides})
+  const gpu = options.gpu ?? config.vast?.gpu
+  const estimate = await estimateRun(config, {gpu}, deps)
+  return {hours: estimate.hours, gpu, numGpus: config.vast?.num_gpus, maxPrice: config.vast?.max_price, minReliability: config.vast?.min_reliability}
+}

@@ -40,6 +40,21 @@ describe('ups offers / ups instances against the fake vastai on PATH', () => {
     assert.match(table.stdout, /5001001\s+1x RTX 4090\s+0\.3679\s+24\.6\s+99\.8%\s+Sweden, SE\s+223\.7/)
   })
 
+  test('offers --config: filters from the config\'s vast section, each offer priced at the dry-run estimate', () => {
+    const r = ups(['offers', '--config', 'configs/train_burgers_32dim.yaml', '--set', 'vast.gpu=RTX_4090', '--set', 'vast.max_price=1', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const out = r.json()
+    assert.match(out.query, /gpu_name=RTX_4090/)
+    assert.match(out.query, /dph_total<=1/)
+    assert.ok(out.offers.length > 0)
+    for (const o of out.offers) {
+      assert.ok(o.estimatedCostUsd > 0, 'every offer has a cost')
+      // The same hours for every offer: cost / price is constant.
+      assert.ok(Math.abs(o.estimatedCostUsd / o.dphTotal - out.offers[0].estimatedCostUsd / out.offers[0].dphTotal) < 1e-6)
+    }
+    assert.equal(ups(['offers', '--config', 'configs/local_smoke.yaml', '--hours', '2']).code, 2, '--hours and --config exclude each other')
+  })
+
   test('instances list / show --json', () => {
     const list = ups(['instances', 'list', '--status', 'running', '--json'])
     assert.equal(list.code, 0, list.stderr)

@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
+import {configOverrideFlag} from '../../cli/flags.js'
+import {offerDefaultsFromConfig} from '../../pipeline/launch-estimate.js'
 import {floatFlag, realVastProvider, vastFlags} from '../../cli/vast.js'
 import {OFFER_ORDERS, type OffersResult, findOffers, parseOfferOrder, renderOffers} from '../../vast/index.js'
 
@@ -10,11 +12,14 @@ export default class Offers extends BaseCommand {
   static summary = 'Search Vast.ai GPU offers: price, GPU, reliability, location, DLPerf/$.'
   static description =
     'Runs `vastai search offers` with the filters, re-checks them on the results and orders them ' +
-    '(cheapest first by default). GPU RAM is in GB. With --hours, adds the estimated cost of a run of that length.'
+    '(cheapest first by default). GPU RAM is in GB. With --config, each offer gets the estimated cost of that ' +
+    "config's run (the dry-run estimate's hours x $/h) and the config's vast section supplies default filters; " +
+    'with --hours, the cost of a run of that length.'
   static examples = [
     '<%= config.bin %> offers --gpu RTX_4090 --max-price 0.6',
     '<%= config.bin %> offers --gpu RTX_4090 --num-gpus 1 --min-gpu-ram 24 --min-reliability 0.98 --cuda 11.2',
     '<%= config.bin %> offers --min-inet-down 500 --min-disk 100 --order dlperf_per_dph --limit 5',
+    '<%= config.bin %> offers --config configs/train_burgers_32dim.yaml --limit 5',
     '<%= config.bin %> offers --gpu A100_SXM4 --hours 6 --json',
   ]
   static flags = {
@@ -29,24 +34,29 @@ export default class Offers extends BaseCommand {
     cuda: floatFlag({description: 'Least CUDA version the host driver supports (e.g. 11.2).'}),
     order: Flags.string({description: 'Sort order.', options: Object.keys(OFFER_ORDERS), default: 'dph'}),
     limit: Flags.integer({description: 'Most offers to show.', default: 10, min: 1}),
-    hours: floatFlag({description: 'Estimated run length in hours: adds a cost column (hours x $/h).'}),
+    hours: floatFlag({description: 'Estimated run length in hours: adds a cost column (hours x $/h).', exclusive: ['config']}),
+    config: Flags.string({description: "A training config: prices each offer at its dry-run estimate; its vast section gives default filters."}),
+    set: configOverrideFlag,
   }
 
   async run(): Promise<OffersCommandResult> {
     const {flags} = await this.parse(Offers)
+    const fromConfig = flags.config
+      ? await offerDefaultsFromConfig(flags.config, {overrides: flags.set, gpu: flags.gpu}, {cwd: process.cwd(), now: () => performance.now()})
+      : undefined
     const result = await findOffers(
       realVastProvider(flags, this.logger),
       {
-        gpu: flags.gpu,
-        numGpus: flags['num-gpus'],
-        maxPrice: flags['max-price'],
+        gpu: flags.gpu ?? fromConfig?.gpu,
+        numGpus: flags['num-gpus'] ?? fromConfig?.numGpus,
+        maxPrice: flags['max-price'] ?? fromConfig?.maxPrice,
         minGpuRamGb: flags['min-gpu-ram'],
-        minReliability: flags['min-reliability'],
+        minReliability: flags['min-reliability'] ?? fromConfig?.minReliability,
         minInetDown: flags['min-inet-down'],
         minDiskGb: flags['min-disk'],
         minCuda: flags.cuda,
       },
-      {order: parseOfferOrder(flags.order), limit: flags.limit, estimateHours: flags.hours},
+      {order: parseOfferOrder(flags.order), limit: flags.limit, estimateHours: flags.hours ?? fromConfig?.hours},
     )
     if (!this.jsonEnabled()) this.log(renderOffers(result))
     return result
