@@ -14,6 +14,7 @@ const BENCHES: Record<string, Bench> = {
   startup: async () => (await import('./startup.js')).benchStartup(),
   training: async () => (await import('./training.js')).benchTraining(),
   data: async () => (await import('./data.js')).benchData(),
+  estimate: async () => (await import('./estimate.js')).benchEstimate(),
   // Minutes of training: run on its own with `npm run bench:quality`.
   quality: async () => (await import('./quality.js')).benchQuality(),
 }

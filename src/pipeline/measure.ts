@@ -16,6 +16,9 @@ import {trainStep} from '../training/step.js'
 import type {DataShape} from './estimate-math.js'
 import {enabledStagesOf} from './stages.js'
 
+/** Steps run before timing starts (the issue's "two real training steps"). */
+export const WARMUP_STEPS = 2
+
 export interface ModelReport {
   stage: StageName
   kind: string
@@ -166,7 +169,9 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
       const optimizer: Optimizer = createOptimizer(m.store, toOptimizerConfig(s.optimizer))
       try {
         const stepMs: number[] = []
-        const count = Math.max(1, options.steps ?? 2)
+        // The first steps compile kernels and warm caches (several times slower on wasm): time
+        // WARMUP_STEPS of them, then take the median of the rest as the step time.
+        const count = Math.max(WARMUP_STEPS + 1, options.steps ?? WARMUP_STEPS + 3)
         for (let i = 0; i < count; i++) {
           const t0 = options.now()
           trainStep({
@@ -178,7 +183,8 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
           })
           stepMs.push(options.now() - t0)
         }
-        const measuredMs = Math.max(stepMs[stepMs.length - 1], 1e-3)
+        const timed = stepMs.slice(WARMUP_STEPS).sort((a, b) => a - b)
+        const measuredMs = Math.max(timed[Math.floor(timed.length / 2)], 1e-3)
         const flops = m.report.flopsPerStep * s.accum_steps
         stages.push({stage, batchSize: s.batch_size * s.accum_steps, stepMs, measuredMs, flopsPerStep: flops, gflops: flops / measuredMs / 1e6})
         options.onProgress?.(`  ${stage}: ${count} steps, ${stepMs.map((t) => t.toFixed(0)).join(' / ')} ms`)
