@@ -5,6 +5,7 @@
  * Finished stages (checkpoints/metadata.json) are not redone; an unfinished one resumes from its
  * newest valid checkpoint. Side effects (clock, logger, env, progress, W&B) come in as deps.
  */
+import {readdir} from 'node:fs/promises'
 import {isAbsolute, join, resolve} from 'node:path'
 
 import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
@@ -201,6 +202,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, seconds}})
     await updateSummary(runDir, Object.fromEntries(reports.filter((r) => r.best_val !== null).map((r) => [`${r.stage}/best_val_loss`, r.best_val])))
     logger.info({seconds: Number(seconds.toFixed(1))}, 'Training pipeline completed successfully')
+    if (mirror) await mirror.uploadFiles(await bestCheckpointFiles(ckptDir))
     await mirror?.finish(true)
     return {
       run_id: runDir.id, run_dir: runDir.path, checkpoints_dir: ckptDir, backend: {name: backend.name, reason: backend.reason},
@@ -295,4 +297,14 @@ async function buildCache(config: UpsConfig, data: TrainingData, seed: number, c
     ae.dispose()
     ae.store.dispose()
   }
+}
+
+/** The files of every `<stage>_best.ckpt` (weights + manifest): what W&B keeps of a run's models. */
+async function bestCheckpointFiles(ckptDir: string): Promise<string[]> {
+  const names = await readdir(ckptDir).catch(() => [] as string[])
+  const files: string[] = []
+  for (const name of names.filter((n) => /^[a-z_]+_best\.ckpt$/.test(n)).sort()) {
+    for (const file of await readdir(join(ckptDir, name))) files.push(join(ckptDir, name, file))
+  }
+  return files
 }
