@@ -232,10 +232,11 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
         resume: true,
         deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined},
       })
+      const descriptor = await readFile(join(options.runDir, 'wandb_run.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => null)
       return {
         stages: result.stages.filter((s) => s.status === 'trained' || s.status === 'resumed').map((s) => s.stage),
         checkpointsDir: result.checkpoints_dir,
-        wandb: null,
+        wandb: descriptor,
       }
     },
     async evaluate(config, options) {

@@ -89,7 +89,8 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     const backend = deps.resolvedBackend ?? (await resolveBackend(options.backend, logger))
     await updateMetadata(runDir, {status: 'running', backend: {name: backend.name, reason: backend.reason, tried: backend.tried}, config_hash: configHash})
     if (mirror) {
-      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: config as Record<string, unknown>})
+      // Also the runbook's `artifacts/wandb_run.json`: the descriptor of the latest training run.
+      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: config as Record<string, unknown>, pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
       if (!status.active && config.logging?.wandb?.enabled) logger.warn({reason: status.reason}, `W&B mirror off: ${status.reason}`)
     }
 

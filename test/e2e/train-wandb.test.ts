@@ -31,6 +31,10 @@ test('ups train mirrors metrics, config and best checkpoints to W&B, and the key
   const files = Object.keys(run.files)
   for (const stage of ['autoencoder', 'operator']) assert.ok(files.some((f) => f.includes(`${stage}_best.ckpt`) && f.endsWith('weights.bin')), `${stage}_best weights uploaded: ${files.join(', ')}`)
   assert.equal(run.state, 'finished')
+  const descriptor = JSON.parse(await readFile(join(dir, 'artifacts', 'wandb_run.json'), 'utf8'))
+  assert.equal(descriptor.project, 'ups-e2e')
+  assert.equal(descriptor.name, 'tiny-3')
+  assert.match(descriptor.url, /ups-e2e/)
   const written = await readdir(join(dir, 'run'), {recursive: true})
   for (const rel of written) {
     const text = await readFile(join(dir, 'run', String(rel))).catch(() => Buffer.alloc(0))
