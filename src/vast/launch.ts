@@ -179,6 +179,8 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
     autoShutdown: options.autoShutdown,
     runId,
     resumeRunId: options.resume?.runId,
+    // Whatever the W&B mirror could not send during the run goes up before the instance stops.
+    onExit: config.logging?.wandb?.enabled ? [['sync', options.resume?.runId ?? runId]] : [],
     secretValues: [...Object.values(secrets), ...(deps.env.VAST_API_KEY ? [deps.env.VAST_API_KEY] : [])],
   })
   const label = options.label ?? `ups-${runId}`

@@ -30,6 +30,7 @@ describe('ups launch against the fake vastai', () => {
     assert.match(plain, new RegExp(`REF=${HEAD}`))
     assert.match(plain, new RegExp(`ups run --train-config configs/train_burgers_32dim\\.yaml --wandb-run-name=b32 --run-id=${r.runId}`))
     assert.match(plain, /AUTO_SHUTDOWN=1/)
+    assert.ok(!/ups sync/.test(plain), 'no W&B sync when the config does not enable W&B')
     // the cheapest RTX 4090 offer that satisfies the config's reliability/disk and CUDA >= 11.2
     assert.equal(r.offer.id, 5001001)
     const {launches} = await readLaunchRecords(h.deps.launchesFile)
@@ -54,6 +55,11 @@ describe('ups launch against the fake vastai', () => {
     assert.match(r.command, /^vastai create instance 5001001 --image nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04 --disk 64 --env '-e NVIDIA_DRIVER_CAPABILITIES=\*\*\* -e WANDB_API_KEY=\*\*\*' --onstart-cmd "\$\(cat onstart\.sh\)" --label ups-run_\S+ --raw$/)
     assert.ok(!r.command.includes(WANDB_KEY))
     assert.match(r.onstart.plain, /^#!\/bin\/bash/)
+  })
+
+  test('with W&B enabled, the exit trap uploads what the mirror could not send (ups sync RUN) before stopping', async () => {
+    const r = await launch({...base, overrides: ['logging.wandb.enabled=true']}, h.deps)
+    assert.match(r.onstart.plain, new RegExp(`ups sync ${r.runId} \\|\\| log`))
   })
 
   test('refuses over budget (exit 1) before searching or renting, saying by how much', async () => {
