@@ -3,12 +3,12 @@
  * a few hundred trajectories), train configs/train_burgers_32dim.yaml on CPU within a time
  * budget, evaluate on the test split, and write bench/results/quality.json. The goal: one-step
  * nRMSE at least 5x better than persistence, and the 20-step rollout nRMSE reported.
- * The training engine is reached through `Trainer` (default: src/training/train.ts's `train`),
+ * The training engine is reached through `Trainer` (default: trainPipeline, as `ups train` runs it),
  * the simulator through loadSimulatorForEval, so this file needs no change when they land.
  * Run alone: node --import tsx bench/quality.ts [--samples 300] [--budget-minutes 30]
  */
 import {mkdir} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 
 import {loadConfig} from '../src/config/index.js'
 import {trainingConfigHash} from '../src/config/resolve.js'
@@ -59,12 +59,19 @@ export interface QualityBenchResult {
   finishedAt: string
 }
 
+/**
+ * The real engine: `ups train`'s trainPipeline into a run directory whose checkpoints/ is
+ * `checkpointsDir`. It has no time budget of its own: the config's epochs decide the length, and
+ * the bench reports the time it took against the budget.
+ */
 async function defaultTrainer(): Promise<Trainer> {
-  const specifier = '../src/training/train.js'
-  const engine = (await import(specifier)) as {train?: (config: UpsConfig, options: Record<string, unknown>) => Promise<unknown>}
-  if (typeof engine.train !== 'function') throw new Error('src/training/train.ts exports no train(); pass options.trainer')
+  const [{trainPipeline, prepareTrainRunDir}, {createLogger}] = await Promise.all([import('../src/training/index.js'), import('../src/util/logger.js')])
   return async (config, o) => {
-    await engine.train!(config, {checkpointsDir: o.checkpointsDir, timeBudgetSeconds: o.timeBudgetSeconds, backend: 'auto', log: o.log})
+    const {dir} = await prepareTrainRunDir({path: dirname(o.checkpointsDir), resume: true, runsRoot: dirname(o.checkpointsDir), config, now: new Date(), randomHex: () => '0000'})
+    await trainPipeline(config, {
+      runDir: dir, backend: 'auto', stage: 'all', resume: true,
+      deps: {clock: () => Date.now(), logger: createLogger({level: 'info'}), env: process.env, cwd: process.cwd()},
+    })
   }
 }
 
