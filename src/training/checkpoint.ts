@@ -83,8 +83,13 @@ function corrupt(path: string, reason: string): UserError {
   })
 }
 
+export interface SaveHooks {
+  /** Test hook: runs after the old folder was moved aside and before the new one is moved in. */
+  midSwap?: () => void | Promise<void>
+}
+
 /** Writes `path` (a `.ckpt` folder) atomically, replacing any existing checkpoint there. */
-export async function saveCheckpoint(path: string, payload: CheckpointPayload): Promise<Manifest> {
+export async function saveCheckpoint(path: string, payload: CheckpointPayload, hooks: SaveHooks = {}): Promise<Manifest> {
   const parent = dirname(path)
   await mkdir(parent, {recursive: true})
   const tag = randomBytes(6).toString('hex')
@@ -125,6 +130,7 @@ export async function saveCheckpoint(path: string, payload: CheckpointPayload): 
     await syncDir(tmp)
     const exists = await stat(path).then(() => true, () => false)
     if (exists) await rename(path, old)
+    await hooks.midSwap?.()
     await rename(tmp, path)
     await syncDir(parent)
   } catch (error) {
@@ -238,9 +244,10 @@ export async function saveNumberedCheckpoint(
   stage: string,
   payload: CheckpointPayload,
   keep = 3,
+  hooks: SaveHooks = {},
 ): Promise<{path: string; removed: string[]}> {
   const path = join(dir, numbered(stage, payload.epoch))
-  await saveCheckpoint(path, payload)
+  await saveCheckpoint(path, payload, hooks)
   const re = new RegExp(`^${stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_epoch(\\d+)\\.ckpt$`)
   const existing = (await readdir(dir))
     .map((n) => ({n, m: re.exec(n)}))

@@ -30,10 +30,20 @@ export interface LoopLogger {
   debug?(obj: object, msg?: string): void
 }
 
-/** Test hooks (from UPS_TEST_FAULT): a NaN loss, or a crash right after an epoch was saved. */
+/**
+ * Where a test kill can land in the end-of-epoch commit sequence: `after-<file>` once that
+ * checkpoint is written, `swap-<file>` between the two renames that put it in place.
+ */
+export const KILL_POINTS = ['swap-best', 'after-best', 'swap-ema', 'after-ema', 'swap-numbered', 'after-numbered', 'swap-last', 'after-last'] as const
+export type KillPoint = (typeof KILL_POINTS)[number]
+
+/** Test hooks (from UPS_TEST_FAULT): a NaN loss, a crash right after an epoch was saved, a hard kill. */
 export interface FaultPlan {
   nanAt?: {stage: string; epoch: number}
   crashAfter?: {stage: string; epoch: number}
+  killAt?: {stage: string; epoch: number; point: KillPoint}
+  /** Ends the process as SIGKILL would (no cleanup); without it a kill point throws instead. */
+  kill?: () => void
 }
 
 export interface StageRunOptions {
@@ -182,6 +192,15 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
     return run()
   }
 
+  // A test kill at one point of the commit sequence of epoch `e` (UPS_TEST_FAULT kill:...).
+  const killAt = (e: number, point: KillPoint): void => {
+    const k = o.fault?.killAt
+    if (!k || k.stage !== stage || k.epoch !== e || k.point !== point) return
+    o.fault?.kill?.()
+    throw new UserError(`Simulated kill at ${point} of ${stage} epoch ${e} (UPS_TEST_FAULT).`, {code: 'TRAIN_TEST_FAULT', exitCode: ExitCode.CHECK_FAILED})
+  }
+  const at = (e: number, file: 'best' | 'ema' | 'numbered' | 'last') => ({midSwap: () => killAt(e, `swap-${file}`)})
+
   const stepTimes: number[] = []
   try {
     while (!finished && epoch < settings.epochs) {
@@ -237,15 +256,21 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       // Order matters: `<stage>.ckpt` is the commit point, so it is written last.
       if (improved) {
-        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}})
+        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}}, at(e, 'best'))
         hashes.best = m.weightsSha256
+        killAt(e, 'after-best')
       }
-      if (ema) hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}})).weightsSha256
+      if (ema) {
+        hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}}, at(e, 'ema'))).weightsSha256
+        killAt(e, 'after-ema')
+      }
       const payload = fullPayload(meta)
       if (o.checkpointInterval > 0 && epoch % o.checkpointInterval === 0) {
-        await saveNumberedCheckpoint(dir, stage, {...payload, metadata: {...meta, kind: 'numbered'}}, 3)
+        await saveNumberedCheckpoint(dir, stage, {...payload, metadata: {...meta, kind: 'numbered'}}, 3, at(e, 'numbered'))
+        killAt(e, 'after-numbered')
       }
-      hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload)).weightsSha256
+      hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload, at(e, 'last'))).weightsSha256
+      killAt(e, 'after-last')
       const epochTime = (o.clock() - t0) / 1000
       const stepTimeMs = trainTime / Math.max(1, groups.length)
       stepTimes.push(stepTimeMs)
