@@ -203,6 +203,9 @@ export interface LatestCheckpoint {
 
 const numbered = (stage: string, epoch: number): string => `${stage}_epoch${String(epoch).padStart(4, '0')}.ckpt`
 
+/** `<dir>/<stage>_epochNNNN.ckpt`, the numbered checkpoint of one epoch. */
+export const numberedCheckpointPath = (dir: string, stage: string, epoch: number): string => join(dir, numbered(stage, epoch))
+
 /** Whether a folder name belongs to `stage`'s resumable checkpoints (last, numbered, swap leftovers). */
 function isStageCandidate(name: string, stage: string): boolean {
   const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -259,4 +262,20 @@ export async function saveNumberedCheckpoint(
     removed.push(join(dir, n))
   }
   return {path, removed}
+}
+
+/**
+ * Removes the folders a killed swap left behind for `stage` (`.<stage>[_best|_ema|_epochN].ckpt.*.tmp|old`).
+ * Only safe once resume has put its checkpoint in place under a regular name.
+ */
+export async function removeSwapLeftovers(dir: string, stage: string): Promise<string[]> {
+  const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const re = new RegExp(`^\\.${esc}(?:_best|_ema|_epoch\\d+)?\\.ckpt\\.[0-9a-z]+\\.(?:tmp|old)$`)
+  const removed: string[] = []
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!re.test(name)) continue
+    await rm(join(dir, name), {recursive: true, force: true})
+    removed.push(join(dir, name))
+  }
+  return removed
 }

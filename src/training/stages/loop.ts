@@ -12,12 +12,14 @@
  * 0.999 still mostly holds the initial weights after a few hundred steps, which made short runs
  * look untrained. The EMA weights are saved on their own in `<stage>_ema.ckpt`.
  */
+import {basename} from 'node:path'
+
 import * as tf from '@tensorflow/tfjs'
 
 import type {ResolvedStage} from '../../config/index.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {canonicalJson, sha256} from '../../util/hash.js'
-import {type CheckpointPayload, latestValidCheckpoint, loadCheckpoint, type NamedArray, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
+import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
@@ -173,7 +175,10 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
     resumedFrom = c.path
     hashes.last = c.manifest.weightsSha256
     logger.info({stage, epoch, step, checkpoint: c.path}, `Resuming ${stage} after epoch ${epoch} (step ${step}) from ${c.path}`)
+    await completeCommit(c, {dir, stage, checkpointInterval: o.checkpointInterval, meta})
   }
+  // Incomplete or superseded swap folders: the newest state is now under a regular name.
+  await removeSwapLeftovers(dir, stage)
 
   const fullPayload = (meta: LoopMeta): CheckpointPayload => {
     const opt = optimizer.exportState('optim/')
@@ -300,6 +305,28 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   if (ema && !hashes.ema) hashes.ema = await existingHash(dir, `${stage}_ema`)
   const stepTimeMs = stepTimes.length > 0 ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : null
   return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs}
+}
+
+/**
+ * A kill can land after a numbered checkpoint (or mid-swap of one) was written but before
+ * `<stage>.ckpt` was: resume then starts from a checkpoint newer than `<stage>.ckpt`. Finish that
+ * epoch's commit from it, byte for byte as the uninterrupted run wrote it; otherwise, when that was
+ * the stage's final epoch, nothing rewrites `<stage>.ckpt` and it keeps the previous epoch.
+ */
+async function completeCommit(c: LoadedCheckpoint, at: {dir: string; stage: string; checkpointInterval: number; meta: LoopMeta}): Promise<void> {
+  const {dir, stage, checkpointInterval, meta} = at
+  const payload = (kind: LoopMeta['kind']): CheckpointPayload => ({
+    tensors: c.tensors, epoch: c.epoch, step: c.step, rng: c.rng, optimizer: c.optimizer, scheduler: c.scheduler, metadata: {...meta, kind},
+  })
+  const last = ckptPath(dir, stage)
+  const from = basename(c.path)
+  if (from === basename(last)) return
+  const numbered = numberedCheckpointPath(dir, stage, c.epoch)
+  if (checkpointInterval > 0 && c.epoch % checkpointInterval === 0 && from !== basename(numbered)) {
+    const intact = await loadCheckpoint(numbered).then((n) => n.step === c.step, () => false)
+    if (!intact) await saveNumberedCheckpoint(dir, stage, payload('numbered'), 3)
+  }
+  await saveCheckpoint(last, payload('last'))
 }
 
 async function existingHash(dir: string, name: string): Promise<string> {
