@@ -53,6 +53,7 @@ A run directory that already has checkpoints is resumed: finished stages are kep
       runDir: dir, backend: flags.backend as BackendRequest, stage: flags.stage as StageSelection, resume: flags.resume,
       deps: {
         clock: () => Date.now(), logger, env: process.env, cwd: process.cwd(),
+        kill: () => process.kill(process.pid, 'SIGKILL'),
         wandb: loaded.config.logging?.wandb?.enabled ? realWandbDeps(logger) : undefined,
         // A redrawn bar per epoch on a terminal; nothing extra in logs.
         onProgress: process.stderr.isTTY

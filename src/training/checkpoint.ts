@@ -83,8 +83,13 @@ function corrupt(path: string, reason: string): UserError {
   })
 }
 
+export interface SaveHooks {
+  /** Test hook: runs after the old folder was moved aside and before the new one is moved in. */
+  midSwap?: () => void | Promise<void>
+}
+
 /** Writes `path` (a `.ckpt` folder) atomically, replacing any existing checkpoint there. */
-export async function saveCheckpoint(path: string, payload: CheckpointPayload): Promise<Manifest> {
+export async function saveCheckpoint(path: string, payload: CheckpointPayload, hooks: SaveHooks = {}): Promise<Manifest> {
   const parent = dirname(path)
   await mkdir(parent, {recursive: true})
   const tag = randomBytes(6).toString('hex')
@@ -125,6 +130,7 @@ export async function saveCheckpoint(path: string, payload: CheckpointPayload): 
     await syncDir(tmp)
     const exists = await stat(path).then(() => true, () => false)
     if (exists) await rename(path, old)
+    await hooks.midSwap?.()
     await rename(tmp, path)
     await syncDir(parent)
   } catch (error) {
@@ -197,6 +203,9 @@ export interface LatestCheckpoint {
 
 const numbered = (stage: string, epoch: number): string => `${stage}_epoch${String(epoch).padStart(4, '0')}.ckpt`
 
+/** `<dir>/<stage>_epochNNNN.ckpt`, the numbered checkpoint of one epoch. */
+export const numberedCheckpointPath = (dir: string, stage: string, epoch: number): string => join(dir, numbered(stage, epoch))
+
 /** Whether a folder name belongs to `stage`'s resumable checkpoints (last, numbered, swap leftovers). */
 function isStageCandidate(name: string, stage: string): boolean {
   const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
@@ -238,9 +247,10 @@ export async function saveNumberedCheckpoint(
   stage: string,
   payload: CheckpointPayload,
   keep = 3,
+  hooks: SaveHooks = {},
 ): Promise<{path: string; removed: string[]}> {
   const path = join(dir, numbered(stage, payload.epoch))
-  await saveCheckpoint(path, payload)
+  await saveCheckpoint(path, payload, hooks)
   const re = new RegExp(`^${stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_epoch(\\d+)\\.ckpt$`)
   const existing = (await readdir(dir))
     .map((n) => ({n, m: re.exec(n)}))
@@ -252,4 +262,20 @@ export async function saveNumberedCheckpoint(
     removed.push(join(dir, n))
   }
   return {path, removed}
+}
+
+/**
+ * Removes the folders a killed swap left behind for `stage` (`.<stage>[_best|_ema|_epochN].ckpt.*.tmp|old`).
+ * Only safe once resume has put its checkpoint in place under a regular name.
+ */
+export async function removeSwapLeftovers(dir: string, stage: string): Promise<string[]> {
+  const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const re = new RegExp(`^\\.${esc}(?:_best|_ema|_epoch\\d+)?\\.ckpt\\.[0-9a-z]+\\.(?:tmp|old)$`)
+  const removed: string[] = []
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!re.test(name)) continue
+    await rm(join(dir, name), {recursive: true, force: true})
+    removed.push(join(dir, name))
+  }
+  return removed
 }

@@ -3,7 +3,7 @@ import {readdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
-import type {FaultPlan} from './stages/loop.js'
+import {type FaultPlan, KILL_POINTS, type KillPoint} from './stages/loop.js'
 import type {EpochRecord} from './stages/types.js'
 
 const num = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '-' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? v.toPrecision(digits) : v.toExponential(2))
@@ -20,16 +20,20 @@ export function formatEpochLine(r: EpochRecord): string {
 
 /**
  * UPS_TEST_FAULT for tests and drills: `nan:<stage>:<epoch>` makes the first step of that epoch
- * produce a NaN loss; `crash:<stage>:<epoch>` fails the run right after that epoch was saved.
+ * produce a NaN loss; `crash:<stage>:<epoch>` fails the run right after that epoch was saved;
+ * `kill:<stage>:<epoch>:<point>` ends the process with `kill` (SIGKILL in the CLI) at one point
+ * of that epoch's checkpoint writes (KILL_POINTS, e.g. after-numbered, swap-last).
  */
-export function parseFault(value: string | undefined): FaultPlan {
+export function parseFault(value: string | undefined, kill?: () => void): FaultPlan {
   const plan: FaultPlan = {}
   for (const part of (value ?? '').split(',').filter(Boolean)) {
-    const [kind, stage, epoch] = part.split(':')
+    const [kind, stage, epoch, point] = part.split(':')
     const at = {stage, epoch: Number(epoch)}
     if (kind === 'nan') plan.nanAt = at
     if (kind === 'crash') plan.crashAfter = at
+    if (kind === 'kill' && (KILL_POINTS as readonly string[]).includes(point)) plan.killAt = {...at, point: point as KillPoint}
   }
+  if (plan.killAt) plan.kill = kill
   return plan
 }
 

@@ -37,6 +37,8 @@ export interface TrainDeps {
   wandb?: WandbDeps
   /** Tests inject an already resolved backend. */
   resolvedBackend?: ResolvedBackend
+  /** Ends the process at once, as SIGKILL would (UPS_TEST_FAULT kill points); absent: they throw. */
+  kill?: () => void
 }
 
 export interface TrainOptions {
@@ -79,7 +81,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
   const ckptDir = resolve(runDir.path, config.checkpoint?.dir && !isAbsolute(config.checkpoint.dir) ? config.checkpoint.dir : 'checkpoints')
   const seed = config.seed ?? 0
   const configHash = trainingConfigHash(config)
-  const fault: FaultPlan = parseFault(deps.env.UPS_TEST_FAULT)
+  const fault: FaultPlan = parseFault(deps.env.UPS_TEST_FAULT, deps.kill)
   const current = {stage: 'setup' as string, batch: 0}
   const mirror = deps.wandb ? new WandbMirror(deps.wandb) : undefined
   const history = historyWriter(runDir)

@@ -47,11 +47,12 @@ function runAndKill(cwd: string, args: string[], kill: {after: RegExp; delayMs: 
 async function hashes(run: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const s of STAGES) {
-    out[s] = await weightsSha(join(run, 'checkpoints', `${s}.ckpt`))
-    out[`${s}_best`] = await weightsSha(join(run, 'checkpoints', `${s}_best.ckpt`))
+    for (const kind of ['', '_best', '_ema']) out[`${s}${kind}`] = await weightsSha(join(run, 'checkpoints', `${s}${kind}.ckpt`))
   }
   return out
 }
+
+const epochOf = async (ckpt: string): Promise<number> => JSON.parse(await readFile(join(ckpt, 'manifest.json'), 'utf8')).epoch
 
 describe('ups train resume', () => {
   let cwd = ''
@@ -88,6 +89,37 @@ describe('ups train resume', () => {
     assert.match(final.stderr, /Training pipeline completed successfully/)
     assert.match([...outputs, final.stderr].join('\n'), /Resuming/)
     assert.deepEqual(await hashes(join(cwd, 'killed')), reference)
+  })
+
+  it('SIGKILL at exact points of a final epoch\'s checkpoint writes, then resume: the same final weights and no swap leftovers', async () => {
+    const dir = join(cwd, 'points', 'checkpoints')
+    // Each run is killed (UPS_TEST_FAULT makes the process SIGKILL itself) at one point and the next
+    // resumes from there. after-numbered / swap-last of diff_residual's final epoch are the moments
+    // that once left diff_residual.ckpt at epoch 1 (or missing): resume started from the newer numbered
+    // checkpoint (or the swap's temp folder), saw the stage finished and never rewrote it.
+    const kills: Array<{fault: string; check?: () => Promise<void>}> = [
+      {fault: 'kill:operator:4:swap-last', check: async () => assert.ok((await readdir(dir)).some((n) => /^\.operator\.ckpt\.\w+\.tmp$/.test(n)))},
+      {
+        fault: 'kill:diff_residual:2:after-numbered',
+        check: async () => {
+          assert.equal(await epochOf(join(dir, 'diff_residual_epoch0002.ckpt')), 2)
+          assert.equal(await epochOf(join(dir, 'diff_residual.ckpt')), 1)
+        },
+      },
+      {fault: 'kill:consistency_distill:2:swap-numbered'},
+      {fault: 'kill:steady_prior:2:swap-best'},
+    ]
+    for (const {fault, check} of kills) {
+      const r = await runCli(args('points'), {cwd, env: {UPS_TEST_FAULT: fault}})
+      assert.equal(r.code, -1, `${fault}: the process was not killed: ${r.stderr}`)
+      assert.doesNotMatch(r.stderr, /Training pipeline (completed|failed)/)
+      await check?.()
+    }
+    const final = await runCli(args('points'), {cwd})
+    assert.equal(final.code, 0, final.stderr)
+    assert.match(final.stderr, /Resuming steady_prior after epoch 1/)
+    assert.deepEqual(await hashes(join(cwd, 'points')), reference)
+    assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [])
   })
 
   it('a corrupt newest checkpoint is reported and skipped for the previous one; the result is unchanged', async () => {

@@ -12,12 +12,14 @@
  * 0.999 still mostly holds the initial weights after a few hundred steps, which made short runs
  * look untrained. The EMA weights are saved on their own in `<stage>_ema.ckpt`.
  */
+import {basename} from 'node:path'
+
 import * as tf from '@tensorflow/tfjs'
 
 import type {ResolvedStage} from '../../config/index.js'
 import {ExitCode, UserError} from '../../util/errors.js'
 import {canonicalJson, sha256} from '../../util/hash.js'
-import {type CheckpointPayload, latestValidCheckpoint, loadCheckpoint, type NamedArray, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
+import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
@@ -30,10 +32,20 @@ export interface LoopLogger {
   debug?(obj: object, msg?: string): void
 }
 
-/** Test hooks (from UPS_TEST_FAULT): a NaN loss, or a crash right after an epoch was saved. */
+/**
+ * Where a test kill can land in the end-of-epoch commit sequence: `after-<file>` once that
+ * checkpoint is written, `swap-<file>` between the two renames that put it in place.
+ */
+export const KILL_POINTS = ['swap-best', 'after-best', 'swap-ema', 'after-ema', 'swap-numbered', 'after-numbered', 'swap-last', 'after-last'] as const
+export type KillPoint = (typeof KILL_POINTS)[number]
+
+/** Test hooks (from UPS_TEST_FAULT): a NaN loss, a crash right after an epoch was saved, a hard kill. */
 export interface FaultPlan {
   nanAt?: {stage: string; epoch: number}
   crashAfter?: {stage: string; epoch: number}
+  killAt?: {stage: string; epoch: number; point: KillPoint}
+  /** Ends the process as SIGKILL would (no cleanup); without it a kill point throws instead. */
+  kill?: () => void
 }
 
 export interface StageRunOptions {
@@ -163,7 +175,10 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
     resumedFrom = c.path
     hashes.last = c.manifest.weightsSha256
     logger.info({stage, epoch, step, checkpoint: c.path}, `Resuming ${stage} after epoch ${epoch} (step ${step}) from ${c.path}`)
+    await completeCommit(c, {dir, stage, checkpointInterval: o.checkpointInterval, meta})
   }
+  // Incomplete or superseded swap folders: the newest state is now under a regular name.
+  await removeSwapLeftovers(dir, stage)
 
   const fullPayload = (meta: LoopMeta): CheckpointPayload => {
     const opt = optimizer.exportState('optim/')
@@ -181,6 +196,15 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
     }
     return run()
   }
+
+  // A test kill at one point of the commit sequence of epoch `e` (UPS_TEST_FAULT kill:...).
+  const killAt = (e: number, point: KillPoint): void => {
+    const k = o.fault?.killAt
+    if (!k || k.stage !== stage || k.epoch !== e || k.point !== point) return
+    o.fault?.kill?.()
+    throw new UserError(`Simulated kill at ${point} of ${stage} epoch ${e} (UPS_TEST_FAULT).`, {code: 'TRAIN_TEST_FAULT', exitCode: ExitCode.CHECK_FAILED})
+  }
+  const at = (e: number, file: 'best' | 'ema' | 'numbered' | 'last') => ({midSwap: () => killAt(e, `swap-${file}`)})
 
   const stepTimes: number[] = []
   try {
@@ -237,15 +261,21 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       // Order matters: `<stage>.ckpt` is the commit point, so it is written last.
       if (improved) {
-        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}})
+        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}}, at(e, 'best'))
         hashes.best = m.weightsSha256
+        killAt(e, 'after-best')
       }
-      if (ema) hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}})).weightsSha256
+      if (ema) {
+        hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}}, at(e, 'ema'))).weightsSha256
+        killAt(e, 'after-ema')
+      }
       const payload = fullPayload(meta)
       if (o.checkpointInterval > 0 && epoch % o.checkpointInterval === 0) {
-        await saveNumberedCheckpoint(dir, stage, {...payload, metadata: {...meta, kind: 'numbered'}}, 3)
+        await saveNumberedCheckpoint(dir, stage, {...payload, metadata: {...meta, kind: 'numbered'}}, 3, at(e, 'numbered'))
+        killAt(e, 'after-numbered')
       }
-      hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload)).weightsSha256
+      hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload, at(e, 'last'))).weightsSha256
+      killAt(e, 'after-last')
       const epochTime = (o.clock() - t0) / 1000
       const stepTimeMs = trainTime / Math.max(1, groups.length)
       stepTimes.push(stepTimeMs)
@@ -275,6 +305,28 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   if (ema && !hashes.ema) hashes.ema = await existingHash(dir, `${stage}_ema`)
   const stepTimeMs = stepTimes.length > 0 ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : null
   return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs}
+}
+
+/**
+ * A kill can land after a numbered checkpoint (or mid-swap of one) was written but before
+ * `<stage>.ckpt` was: resume then starts from a checkpoint newer than `<stage>.ckpt`. Finish that
+ * epoch's commit from it, byte for byte as the uninterrupted run wrote it; otherwise, when that was
+ * the stage's final epoch, nothing rewrites `<stage>.ckpt` and it keeps the previous epoch.
+ */
+async function completeCommit(c: LoadedCheckpoint, at: {dir: string; stage: string; checkpointInterval: number; meta: LoopMeta}): Promise<void> {
+  const {dir, stage, checkpointInterval, meta} = at
+  const payload = (kind: LoopMeta['kind']): CheckpointPayload => ({
+    tensors: c.tensors, epoch: c.epoch, step: c.step, rng: c.rng, optimizer: c.optimizer, scheduler: c.scheduler, metadata: {...meta, kind},
+  })
+  const last = ckptPath(dir, stage)
+  const from = basename(c.path)
+  if (from === basename(last)) return
+  const numbered = numberedCheckpointPath(dir, stage, c.epoch)
+  if (checkpointInterval > 0 && c.epoch % checkpointInterval === 0 && from !== basename(numbered)) {
+    const intact = await loadCheckpoint(numbered).then((n) => n.step === c.step, () => false)
+    if (!intact) await saveNumberedCheckpoint(dir, stage, payload('numbered'), 3)
+  }
+  await saveCheckpoint(last, payload('last'))
 }
 
 async function existingHash(dir: string, name: string): Promise<string> {

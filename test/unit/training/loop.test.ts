@@ -9,7 +9,7 @@ import {resolveStage, type UpsConfig} from '../../../src/config/index.js'
 import {loadCheckpoint} from '../../../src/training/checkpoint.js'
 import {ParamStore} from '../../../src/training/params.js'
 import {Rng} from '../../../src/training/rng.js'
-import {type FaultPlan, runStage} from '../../../src/training/stages/loop.js'
+import {type FaultPlan, KILL_POINTS, runStage} from '../../../src/training/stages/loop.js'
 import type {EpochRecord, StageSpec} from '../../../src/training/stages/types.js'
 import {tempDir} from '../../helpers.js'
 import {useBackend} from './helpers.js'
@@ -99,6 +99,32 @@ describe('stage loop', () => {
     assert.equal(resumed.outcome.hashes.ema, ref.outcome.hashes.ema)
     const names = (await readdir(dir)).filter((n) => /_epoch\d+\.ckpt$/.test(n)).sort()
     assert.deepEqual(names, ['operator_epoch0003.ckpt', 'operator_epoch0004.ckpt', 'operator_epoch0005.ckpt'])
+  })
+
+  it('a kill at any point of the final epoch\'s checkpoint writes resumes to the same files as an uninterrupted run', async (t) => {
+    await useBackend('cpu')
+    const cfg = config({operator: {epochs: 3, patience: 0}})
+    const ref = await tempDir(t)
+    await train(ref, 2, undefined, cfg)
+    const onDisk = async (d: string, name: string) => (await loadCheckpoint(join(d, name))).manifest.weightsSha256
+    // Early stop (val slope -2, patience 2) also ends the stage at epoch 3, not by the epoch count.
+    const stopRef = await tempDir(t)
+    await train(stopRef, -2)
+    for (const point of KILL_POINTS) {
+      for (const [valSlope, refDir, c] of [[2, ref, cfg], [-2, stopRef, config()]] as const) {
+        if (valSlope < 0 && point.endsWith('best')) continue // no new best after epoch 1 there
+        const dir = await tempDir(t)
+        // No kill function: the loop throws at the point, leaving the files a kill there would.
+        await assert.rejects(train(dir, valSlope, {killAt: {stage: 'operator', epoch: 3, point}}, c), /Simulated kill at/)
+        const resumed = await train(dir, valSlope, undefined, c)
+        assert.ok(resumed.outcome.resumedFrom, point)
+        for (const name of ['operator.ckpt', 'operator_best.ckpt', 'operator_ema.ckpt', 'operator_epoch0003.ckpt']) {
+          assert.equal(await onDisk(dir, name), await onDisk(refDir, name), `${name} after a kill at ${point} (val slope ${valSlope})`)
+        }
+        assert.equal((await loadCheckpoint(join(dir, 'operator.ckpt'))).metadata?.kind, 'last')
+        assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [], `swap leftovers after ${point}`)
+      }
+    }
   })
 
   it('a NaN loss stops with the engine error and leaves the previous epoch checkpoint intact', async (t) => {
