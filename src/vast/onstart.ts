@@ -16,6 +16,8 @@ import {ExitCode, UserError} from '../util/errors.js'
 
 /** Vast rejects longer onstart scripts. */
 export const ONSTART_LIMIT = 4048
+/** Where the script puts the project on the instance unless the plan says otherwise. */
+export const ONSTART_WORKDIR = '/workspace/ups'
 /** Written into the run directory by `ups recover` after the restored checkpoints (last). */
 export const RESTORE_MARKER = '.restore-complete'
 /** How long a resuming instance waits for restored checkpoints by default (30 min). */
@@ -120,7 +122,7 @@ function restoreWaitLines(plan: OnstartPlan): string[] {
 /** The readable script. */
 export function renderOnstart(plan: OnstartPlan): string {
   validate(plan)
-  const app = plan.workdir ?? '/workspace/ups'
+  const app = plan.workdir ?? ONSTART_WORKDIR
   const runLog = plan.logFile ?? '/workspace/ups-run.log'
   const nodeMajor = plan.nodeMajor ?? 20
   const onExit = (plan.onExit ?? []).map((w) => `  ups ${cmdLine(w)} || log "on-exit step failed: ${w[0]}"`)
