@@ -4,15 +4,16 @@
  * files, the run's checkpoints. Every step reports what it could not save instead of failing
  * the whole operation: the caller is usually about to stop a runaway instance.
  */
-import {join, resolve} from 'node:path'
+import {copyFile, link, mkdir, readdir, stat} from 'node:fs/promises'
+import {dirname, join, posix, relative, resolve} from 'node:path'
 
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
 import {redactSecrets} from '../util/secrets.js'
-import type {Provider} from '../vast/index.js'
+import {ONSTART_WORKDIR, type Provider, RESTORE_MARKER} from '../vast/index.js'
 
 export const INCIDENTS_DIR = 'incidents'
 /** Where the onstart script puts the project on the instance (see src/vast/onstart.ts). */
-export const REMOTE_APP_DIR = '/workspace/ups'
+export const REMOTE_APP_DIR = ONSTART_WORKDIR
 
 /** `20251128_103000` (UTC) from a date. */
 export function stamp(date: Date): string {
@@ -72,4 +73,72 @@ export async function writeIncidentNote(dir: string, note: Record<string, unknow
   const path = join(dir, 'incident.json')
   await writeJsonAtomic(path, note)
   return path
+}
+
+export interface RestoredCheckpoints {
+  /** Where the checkpoints went on the instance. */
+  remotePath: string
+  /** The marker the onstart waits for; copied last, only after the checkpoints arrived. */
+  markerPath: string
+  restored: boolean
+  files: number
+  bytes: number
+  /** Why nothing (or not everything) was restored. */
+  error?: string
+}
+
+/** Every file under a folder (relative paths), with the byte total. */
+export async function listFiles(dir: string): Promise<{files: string[]; bytes: number}> {
+  const files: string[] = []
+  let bytes = 0
+  for (const e of await readdir(dir, {withFileTypes: true, recursive: true})) {
+    if (!e.isFile()) continue
+    const path = join(e.parentPath, e.name)
+    files.push(relative(dir, path))
+    bytes += (await stat(path)).size
+  }
+  return {files: files.sort(), bytes}
+}
+
+/**
+ * Puts saved checkpoints back on a (running) replacement instance, at
+ * `<workdir>/artifacts/runs/<run>/checkpoints`, then the `.restore-complete` marker next to them.
+ * rsync creates only the last folder of a destination, and on a fresh instance the run folder
+ * does not exist yet: so the files are staged locally (hard links) as a tree that mirrors the
+ * workdir's parent folder, and that tree is sent into the parent, which exists.
+ */
+export async function restoreCheckpoints(
+  provider: Provider,
+  id: number,
+  options: {localDir: string; runId: string; stageDir: string; workdir?: string},
+): Promise<RestoredCheckpoints> {
+  const workdir = options.workdir ?? REMOTE_APP_DIR
+  const runDir = posix.join(workdir, 'artifacts', 'runs', options.runId)
+  const remotePath = `${runDir}/checkpoints`
+  const markerPath = `${runDir}/${RESTORE_MARKER}`
+  const none = (error: string, files = 0, bytes = 0): RestoredCheckpoints => ({remotePath, markerPath, restored: false, files, bytes, error})
+  if (!provider.copyTo) return none(`the ${provider.name} provider cannot copy files onto an instance`)
+  const {files, bytes} = await listFiles(options.localDir).catch(() => ({files: [] as string[], bytes: 0}))
+  if (files.length === 0) return none(`no checkpoint files were saved in ${options.localDir}`)
+  const parent = posix.dirname(workdir)
+  const inside = posix.relative(parent, runDir)
+  const ckptStage = join(options.stageDir, 'checkpoints')
+  const markerStage = join(options.stageDir, 'marker')
+  for (const f of files) {
+    const to = join(ckptStage, inside, 'checkpoints', f)
+    await mkdir(dirname(to), {recursive: true})
+    await link(join(options.localDir, f), to).catch(() => copyFile(join(options.localDir, f), to))
+  }
+  await writeJsonAtomic(join(markerStage, inside, RESTORE_MARKER), {run_id: options.runId, files: files.length, bytes})
+  try {
+    await provider.copyTo(id, `${ckptStage}/`, `${parent}/`)
+  } catch (error) {
+    return none(`copy failed: ${(error as Error).message}`, files.length, bytes)
+  }
+  try {
+    await provider.copyTo(id, `${markerStage}/`, `${parent}/`)
+  } catch (error) {
+    return none(`the checkpoints were copied but the marker was not (${(error as Error).message}); the instance waits for it, then resumes without them`, files.length, bytes)
+  }
+  return {remotePath, markerPath, restored: true, files: files.length, bytes}
 }

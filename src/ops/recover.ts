@@ -6,8 +6,13 @@
  *   3. destroy the old instance (confirmed: --yes, or a yes on a terminal);
  *   4. launch a new one from the launch record (same config, source commit, image, disk and offer
  *      constraints) running `ups resume RUN_ID` instead of `ups run`, recorded as recovered_from
- *      the old launch, which gets replaced_by.
+ *      the old launch, which gets replaced_by;
+ *   5. when checkpoints were saved: once the new instance runs, copy them into its run directory
+ *      and then the `.restore-complete` marker, which its onstart waits for (bounded) before
+ *      `ups resume`. A failed restore is reported, never fatal: the run resumes without it.
  */
+import {join} from 'node:path'
+
 import {ExitCode, UserError} from '../util/errors.js'
 import {
   type LaunchDeps,
@@ -15,12 +20,27 @@ import {
   type LaunchRecord,
   type LaunchResult,
   MIN_CUDA,
+  RESTORE_MARKER,
+  RESTORE_WAIT_S,
+  TRAINING_STARTED,
   appendLaunchUpdate,
   launch,
   readLaunchRecords,
   requireLaunch,
+  waitForLogLine,
+  waitForStatus,
 } from '../vast/index.js'
-import {type SavedCheckpoints, incidentDir, saveCheckpoints, saveInstanceLogs, writeIncidentNote} from './preserve.js'
+import {
+  REMOTE_APP_DIR,
+  type RestoredCheckpoints,
+  type SavedCheckpoints,
+  incidentDir,
+  listFiles,
+  restoreCheckpoints,
+  saveCheckpoints,
+  saveInstanceLogs,
+  writeIncidentNote,
+} from './preserve.js'
 
 export interface RecoverOptions {
   instanceId: number
@@ -42,6 +62,8 @@ export interface RecoverResult {
   notSaved: string[]
   destroyed: boolean
   launch: LaunchResult
+  /** What was put back on the new instance; null when there was nothing to restore (see notSaved). */
+  restored: RestoredCheckpoints | null
 }
 
 /** The new launch's options, from the old launch record. */
@@ -83,15 +105,22 @@ export async function recoverInstance(options: RecoverOptions, deps: LaunchDeps)
   const launchOptions = {...recoveryLaunchOptions(record), wait: options.wait, waitTimeoutMs: options.waitTimeoutMs}
   const old = {instanceId: id, runId: record.run_id, configPath: record.config_path, source: launchOptions.source as string}
   // 1. Plan the replacement before touching the old instance.
-  const planned = await launch({...launchOptions, dryRun: true}, deps)
+  const canRestore = Boolean(deps.provider.copyFrom && deps.provider.copyTo)
+  const withRestore = (restoreWait: boolean) => ({...launchOptions, resume: {...launchOptions.resume!, restoreWait}})
+  // The plan shows the onstart as it will be when checkpoints are saved.
+  const planned = await launch({...withRestore(canRestore), dryRun: true}, deps)
+  const runDir = `${REMOTE_APP_DIR}/artifacts/runs/${record.run_id}`
   const steps = [
     `save the log of instance ${id} to incidents/<time>_${id}/instance.log`,
-    `try to copy /workspace/ups/artifacts/runs/${record.run_id}/checkpoints off instance ${id} (vastai copy)`,
+    `try to copy ${runDir}/checkpoints off instance ${id} (vastai copy)`,
     `destroy instance ${id}`,
-    `launch offer ${planned.offer.id} (${planned.offer.numGpus}x ${planned.offer.gpuName}, $${planned.offer.dphTotal.toFixed(4)}/h) from ${old.source}, config ${record.config_path}, running \`ups resume ${record.run_id}\``,
+    `launch offer ${planned.offer.id} (${planned.offer.numGpus}x ${planned.offer.gpuName}, $${planned.offer.dphTotal.toFixed(4)}/h) from ${old.source}, config ${record.config_path}, running \`ups resume ${record.run_id}\`${canRestore ? ` (after waiting up to ${RESTORE_WAIT_S / 60} min for restored checkpoints, when there are any)` : ''}`,
+    canRestore
+      ? `when it is running, copy the saved checkpoints to ${runDir}/checkpoints on it, then ${runDir}/.restore-complete (vastai copy)`
+      : `no checkpoint restore: the ${deps.provider.name} provider cannot copy files; the run resumes from W&B checkpoints if there are any`,
     `record the new launch as recovered from ${id}`,
   ]
-  if (options.dryRun) return {dryRun: true, old, steps, saved: null, notSaved: [], destroyed: false, launch: planned}
+  if (options.dryRun) return {dryRun: true, old, steps, saved: null, notSaved: [], destroyed: false, launch: planned, restored: null}
 
   await confirm(id, options)
   // 2. Preserve.
@@ -108,17 +137,67 @@ export async function recoverInstance(options: RecoverOptions, deps: LaunchDeps)
   } catch (error) {
     if (!(error instanceof UserError && error.code === 'VAST_NOT_FOUND')) throw error
   }
-  // 4. Launch the replacement, linked to the old launch.
+  // 4. Launch the replacement, linked to the old launch. With checkpoints to restore its onstart
+  // waits for them, so --wait ("Training started") can only be checked after the restore.
+  const saved = checkpoints.localPath ? (await listFiles(checkpoints.localPath).catch(() => ({files: []}))).files.length : 0
+  const restoring = canRestore && saved > 0
+  if (checkpoints.localPath && saved === 0) notSaved.push('checkpoints (the checkpoint folder on the instance was empty)')
   let result: LaunchResult
+  let restored: RestoredCheckpoints | null = null
   try {
-    result = await launch(launchOptions, deps)
+    result = await launch({...withRestore(restoring), wait: restoring ? false : options.wait}, deps)
+    // 5. Restore.
+    if (restoring && result.instanceId !== null) restored = await restoreOnto(result.instanceId, checkpoints.localPath!, record.run_id, dir, options, deps)
   } finally {
-    await writeIncidentNote(dir, {what: 'ups recover (PROC-002)', instance_id: id, run_id: record.run_id, at: deps.now().toISOString(), logs: logs.logPath, checkpoints: checkpoints.localPath, not_saved: notSaved})
+    await writeIncidentNote(dir, {what: 'ups recover (PROC-002)', instance_id: id, run_id: record.run_id, at: deps.now().toISOString(), logs: logs.logPath, checkpoints: checkpoints.localPath, not_saved: notSaved, restore: restoreRecord(restored) ?? null})
   }
+  const restore = restoreRecord(restored)
   if (result.instanceId !== null) {
-    await appendLaunchUpdate(deps.launchesFile, {instance_id: id, at: deps.now().toISOString(), status: 'recovered', replaced_by: result.instanceId})
+    await appendLaunchUpdate(deps.launchesFile, {instance_id: id, at: deps.now().toISOString(), status: 'recovered', replaced_by: result.instanceId, ...(restore ? {restore} : {})})
+    if (restore) await appendLaunchUpdate(deps.launchesFile, {instance_id: result.instanceId, at: deps.now().toISOString(), restore})
   }
-  return {dryRun: false, old, steps, saved: {incidentDir: dir, logPath: logs.logPath, logError: logs.error ?? null, checkpoints}, notSaved, destroyed: true, launch: result}
+  const out: RecoverResult = {dryRun: false, old, steps, saved: {incidentDir: dir, logPath: logs.logPath, logError: logs.error ?? null, checkpoints}, notSaved, destroyed: true, launch: result, restored}
+  if (restoring && options.wait && result.instanceId !== null) result.verified = await verifyStarted(result.instanceId, out, options, deps)
+  return out
+}
+
+function restoreRecord(r: RestoredCheckpoints | null) {
+  return r ? {restored: r.restored, files: r.files, bytes: r.bytes, remote_path: r.remotePath, ...(r.error ? {error: r.error} : {})} : undefined
+}
+
+const clockOf = (deps: LaunchDeps) => () => deps.now().getTime()
+
+/** Waits for the new instance to run, then copies the checkpoints and the marker onto it. */
+async function restoreOnto(newId: number, localDir: string, runId: string, dir: string, options: RecoverOptions, deps: LaunchDeps): Promise<RestoredCheckpoints> {
+  deps.onStage?.('verify', `waiting for instance ${newId} to run, to restore the checkpoints onto it`)
+  try {
+    await waitForStatus(deps.provider, newId, 'running', {timeoutMs: options.waitTimeoutMs ?? 15 * 60_000, sleep: deps.sleep, now: clockOf(deps)})
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    const {files, bytes} = await listFiles(localDir)
+    const runDir = `${REMOTE_APP_DIR}/artifacts/runs/${runId}`
+    return {remotePath: `${runDir}/checkpoints`, markerPath: `${runDir}/${RESTORE_MARKER}`, restored: false, files: files.length, bytes, error: `copy failed: ${error.message}`}
+  }
+  const r = await restoreCheckpoints(deps.provider, newId, {localDir, runId, stageDir: join(dir, 'restore')})
+  deps.onStage?.('verify', r.restored ? `restored ${r.files} checkpoint files (${r.bytes} bytes) onto instance ${newId}` : `checkpoints NOT restored: ${r.error}`)
+  return r
+}
+
+/** --wait after a restore: "Training started" in the new log; no rollback (the recovery itself worked). */
+async function verifyStarted(newId: number, r: RecoverResult, options: RecoverOptions, deps: LaunchDeps): Promise<{status: string; line: string}> {
+  try {
+    const line = await waitForLogLine(deps.provider, newId, TRAINING_STARTED, {timeoutMs: options.waitTimeoutMs ?? 15 * 60_000, sleep: deps.sleep, now: clockOf(deps), intervalMs: 15_000})
+    return {status: 'running', line}
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error
+    throw new UserError(`Recovered instance ${r.old.instanceId} as ${newId}, but training did not start on it: ${error.message}`, {
+      code: 'RECOVER_NOT_STARTED',
+      hint: `Read its log: ups instances logs ${newId}. It was not rolled back; the saved log and checkpoints are in ${r.saved?.incidentDir}.`,
+      exitCode: ExitCode.CHECK_FAILED,
+      cause: error,
+      details: {newInstanceId: newId, restored: r.restored},
+    })
+  }
 }
 
 export function renderRecover(r: RecoverResult): string {
@@ -126,6 +205,9 @@ export function renderRecover(r: RecoverResult): string {
   r.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${s}`))
   if (r.saved) {
     lines.push('', `Log:          ${r.saved.logPath ?? `not saved (${r.saved.logError})`}`, `Checkpoints:  ${r.saved.checkpoints.localPath ?? 'not saved'}`)
+    if (r.restored) {
+      lines.push(r.restored.restored ? `Restored:     ${r.restored.files} files, ${r.restored.bytes} bytes to ${r.launch.instanceId}:${r.restored.remotePath}` : `Not restored: ${r.restored.error}`)
+    }
     for (const n of r.notSaved) lines.push(`Not saved: ${n}`)
   }
   if (!r.dryRun) lines.push('', `New instance: ${r.launch.instanceId} (resuming run ${r.launch.runId})`, `Next: ups monitor ${r.launch.instanceId}`)

@@ -55,7 +55,7 @@ export interface LaunchOptions {
   /** Extra offer constraints, over the config's (ups recover passes the old launch's). */
   filters?: Partial<OfferFilters>
   /** ups recover: resume this run on the new instance, linked to the old launch. */
-  resume?: {runId: string; from: {instance_id: number; run_id: string}}
+  resume?: {runId: string; from: {instance_id: number; run_id: string}; restoreWait?: boolean}
 }
 
 export interface LaunchDeps {
@@ -179,6 +179,7 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
     autoShutdown: options.autoShutdown,
     runId,
     resumeRunId: options.resume?.runId,
+    restoreWait: options.resume?.restoreWait,
     // Whatever the W&B mirror could not send during the run goes up before the instance stops.
     onExit: config.logging?.wandb?.enabled ? [['sync', options.resume?.runId ?? runId]] : [],
     secretValues: [...Object.values(secrets), ...(deps.env.VAST_API_KEY ? [deps.env.VAST_API_KEY] : [])],

@@ -16,6 +16,12 @@ import {ExitCode, UserError} from '../util/errors.js'
 
 /** Vast rejects longer onstart scripts. */
 export const ONSTART_LIMIT = 4048
+/** Where the script puts the project on the instance unless the plan says otherwise. */
+export const ONSTART_WORKDIR = '/workspace/ups'
+/** Written into the run directory by `ups recover` after the restored checkpoints (last). */
+export const RESTORE_MARKER = '.restore-complete'
+/** How long a resuming instance waits for restored checkpoints by default (30 min). */
+export const RESTORE_WAIT_S = 1800
 
 export interface OnstartPlan {
   /** Where the instance fetches the project: a git URL (no credentials) and a commit or ref. */
@@ -33,6 +39,13 @@ export interface OnstartPlan {
    * (after an instance was recreated; checkpoints come from W&B or were restored).
    */
   resumeRunId?: string
+  /**
+   * With resumeRunId: before `ups resume`, wait (bounded; polling every 10 s) for
+   * `<workdir>/artifacts/runs/<run>/.restore-complete`, which `ups recover` copies last, after the
+   * checkpoints. Without it by the deadline the script logs that and resumes anyway.
+   * UPS_RESTORE_TIMEOUT_S / UPS_RESTORE_POLL_S in the instance environment override the timing.
+   */
+  restoreWait?: boolean | {timeoutS: number}
   /** Project folder on the instance (default /workspace/ups). */
   workdir?: string
   /** The run's own log file (default /workspace/ups-run.log). */
@@ -81,6 +94,9 @@ function validate(plan: OnstartPlan): void {
   if (!/^[\w./-]+$/.test(ref) || ref.startsWith('-')) throw bad(`Git ref "${ref}" is not a plain commit, tag or branch name.`)
   if (!plan.trainConfig) throw bad('The onstart plan has no training config.')
   if (plan.resumeRunId !== undefined && !/^[\w.-]+$/.test(plan.resumeRunId)) throw bad(`Run id "${plan.resumeRunId}" is not a plain run id.`)
+  if (plan.restoreWait && !plan.resumeRunId) throw bad('The onstart plan waits for restored checkpoints but resumes no run.')
+  const t = typeof plan.restoreWait === 'object' ? plan.restoreWait.timeoutS : 0
+  if (!Number.isInteger(t) || t < 0) throw bad(`Restore wait ${t} s is not a whole number of seconds.`)
   for (const a of [...(plan.runArgs ?? []), ...(plan.data ?? [])]) {
     if (SECRETISH.test(a)) throw bad(`Argument "${a.split('=')[0]}=..." looks like a secret; it must not go into the onstart script.`, 'Secrets reach the instance through its environment (the create call).')
   }
@@ -90,10 +106,23 @@ function cmdLine(words: string[]): string {
   return words.map(shQuote).join(' ')
 }
 
+/** Waits for the restore marker before the resume; never forever. */
+function restoreWaitLines(plan: OnstartPlan): string[] {
+  if (!plan.restoreWait || !plan.resumeRunId) return []
+  const timeoutS = typeof plan.restoreWait === 'object' ? plan.restoreWait.timeoutS : RESTORE_WAIT_S
+  return [
+    `M="$APP/artifacts/runs/${plan.resumeRunId}/${RESTORE_MARKER}"`,
+    `T="\${UPS_RESTORE_TIMEOUT_S:-${timeoutS}}"; P="\${UPS_RESTORE_POLL_S:-10}"; w=0`,
+    'log "waiting up to $T s for restored checkpoints ($M)"',
+    'until [ -f "$M" ] || [ "$w" -ge "$T" ]; do sleep "$P"; w=$((w + (P > 0 ? P : 1))); done',
+    'if [ -f "$M" ]; then log "checkpoints restored after $w s"; else log "no restored checkpoints after $w s; resuming without them"; fi',
+  ]
+}
+
 /** The readable script. */
 export function renderOnstart(plan: OnstartPlan): string {
   validate(plan)
-  const app = plan.workdir ?? '/workspace/ups'
+  const app = plan.workdir ?? ONSTART_WORKDIR
   const runLog = plan.logFile ?? '/workspace/ups-run.log'
   const nodeMajor = plan.nodeMajor ?? 20
   const onExit = (plan.onExit ?? []).map((w) => `  ups ${cmdLine(w)} || log "on-exit step failed: ${w[0]}"`)
@@ -160,6 +189,7 @@ export function renderOnstart(plan: OnstartPlan): string {
     '{ ldconfig -p | grep -q libvulkan.so.1 && ldconfig -p | grep -q libEGL.so.1; } || { apt-get update -qq && apt-get install -y -qq --no-install-recommends libvulkan1 libglvnd0 libegl1 >/dev/null; } || log "no Vulkan loader: the webgpu backend is unavailable"',
     'ups doctor || log "ups doctor reported problems; continuing"',
     ...data,
+    ...restoreWaitLines(plan),
     `log "starting ups ${run[0]}; its output also goes to $RUN_LOG"`,
     `ups ${cmdLine(run)} 2>&1 | tee -a "$RUN_LOG"`,
     'exit "${PIPESTATUS[0]}"',

@@ -55,6 +55,11 @@ export interface Provider {
    * rsync underneath). Optional: providers without it cannot save checkpoints.
    */
   copyFrom?(id: number, remotePath: string, localDir: string): Promise<void>
+  /**
+   * Copies a local file or folder onto a running instance (`vastai copy PATH ID:REMOTE`, rsync's
+   * trailing-slash rules: `dir/` sends the contents). Only the last part of REMOTE is created.
+   */
+  copyTo?(id: number, localPath: string, remotePath: string): Promise<void>
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -97,6 +102,15 @@ function checkId(id: number): string {
     throw new UserError(`"${id}" is not a Vast.ai instance id (a positive integer).`, {code: 'VAST_BAD_ID', exitCode: ExitCode.USAGE})
   }
   return String(id)
+}
+
+function checkCopyPaths(remotePath: string, localPath: string): void {
+  if (!remotePath.startsWith('/') || remotePath.includes(':') || localPath.includes(':')) {
+    throw new UserError(`Cannot copy between ${localPath} and ${remotePath}: vastai copy needs an absolute remote path and paths without ":".`, {
+      code: 'VAST_BAD_PATH',
+      exitCode: ExitCode.USAGE,
+    })
+  }
 }
 
 export class VastProvider implements Provider {
@@ -178,18 +192,22 @@ export class VastProvider implements Provider {
   }
 
   async copyFrom(id: number, remotePath: string, localDir: string): Promise<void> {
-    if (!remotePath.startsWith('/') || remotePath.includes(':') || localDir.includes(':')) {
-      throw new UserError(`Cannot copy ${remotePath} to ${localDir}: vastai copy needs an absolute remote path and paths without ":".`, {
-        code: 'VAST_BAD_PATH',
-        exitCode: ExitCode.USAGE,
-      })
-    }
-    // The CLI exits 0 whatever rsync did: read what it printed.
-    const {stdout, stderr} = await this.cli.exec(['copy', `${checkId(id)}:${remotePath}`, localDir], {mutating: true, timeoutMs: 30 * 60_000})
+    checkCopyPaths(remotePath, localDir)
+    await this.rsyncCopy(['copy', `${checkId(id)}:${remotePath}`, localDir], id, remotePath, `${id}:${remotePath}`)
+  }
+
+  async copyTo(id: number, localPath: string, remotePath: string): Promise<void> {
+    checkCopyPaths(remotePath, localPath)
+    await this.rsyncCopy(['copy', localPath, `${checkId(id)}:${remotePath}`], id, remotePath, `${localPath} to ${id}:${remotePath}`)
+  }
+
+  /** The CLI exits 0 whatever rsync did: read what it printed. */
+  private async rsyncCopy(args: string[], id: number, remotePath: string, what: string): Promise<void> {
+    const {stdout, stderr} = await this.cli.exec(args, {mutating: true, timeoutMs: 30 * 60_000})
     const text = `${stdout}\n${stderr}`
     const failure = /^rsync(?: error)?:.*$/m.exec(text) ?? (/^copying /m.test(stdout) ? null : /\S.*$/m.exec(stdout.trim()))
     if (failure) {
-      throw new UserError(`vastai copy ${id}:${remotePath} did not copy: ${failure[0].slice(0, 200)}`, {
+      throw new UserError(`vastai copy ${what} did not copy: ${failure[0].slice(0, 200)}`, {
         code: 'VAST_COPY_FAILED',
         hint: `The instance may not be running, or the path may not exist there; check with \`ups instances show ${id}\`.`,
         exitCode: ExitCode.EXTERNAL,

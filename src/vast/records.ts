@@ -55,6 +55,8 @@ export interface LaunchRecord {
   status_reason?: string
   watchdog_pid?: number
   replaced_by?: number
+  /** ups recover: what was put back on the replacement (or why not). */
+  restore?: {restored: boolean; files: number; bytes: number; remote_path: string; error?: string}
   updated_at?: string
 }
 
@@ -66,6 +68,8 @@ export interface LaunchUpdate {
   status_reason?: string
   watchdog_pid?: number
   replaced_by?: number
+  /** ups recover: what was put back on the replacement (or why not). */
+  restore?: {restored: boolean; files: number; bytes: number; remote_path: string; error?: string}
 }
 
 export interface TornRecordLine {

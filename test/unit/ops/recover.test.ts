@@ -27,9 +27,11 @@ describe('ups recover (PROC-002) against the fake', () => {
     const before = h.calls().length
     const r = await recoverInstance({instanceId: oldId, yes: false, dryRun: true, isTTY: false, ask: never}, h.deps)
     assert.equal(r.dryRun, true)
-    assert.equal(r.steps.length, 5)
+    assert.equal(r.steps.length, 6)
     assert.match(r.steps[2], new RegExp(`destroy instance ${oldId}`))
     assert.match(r.steps[3], new RegExp(`ups resume ${runId}`))
+    assert.match(r.steps[4], new RegExp(`copy the saved checkpoints to /workspace/ups/artifacts/runs/${runId}/checkpoints on it, then .*\\.restore-complete`))
+    assert.match(r.launch.onstart.plain, new RegExp(`artifacts/runs/${runId}/\\.restore-complete`))
     assert.deepEqual(h.calls().slice(before), ['search offers'])
     assert.match(r.launch.onstart.plain, new RegExp(`ups resume ${runId} --wandb-run-name=b32\\b`))
     assert.ok(!r.launch.onstart.plain.includes('ups run --train-config'))

@@ -7,7 +7,7 @@ import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
 import {UserError} from '../../../src/util/errors.js'
-import {ONSTART_LIMIT, type OnstartPlan, buildOnstartScript, dataStepArgs, shQuote} from '../../../src/vast/index.js'
+import {ONSTART_LIMIT, type OnstartPlan, RESTORE_MARKER, buildOnstartScript, dataStepArgs, shQuote} from '../../../src/vast/index.js'
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567'
 const plan = (over: Partial<OnstartPlan> = {}): OnstartPlan => ({
@@ -58,6 +58,8 @@ describe('onstart script', () => {
     stub('apt-get', 'echo "apt-get $*" >> "$CALLS"')
     // A host without the Vulkan loader: the script installs it (for the webgpu backend).
     stub('ldconfig', 'exit 0')
+    // sleep never really sleeps; with RESTORE_ON_SLEEP it creates that file (the restore arriving mid-wait).
+    stub('sleep', 'echo "sleep $*" >> "$CALLS"\nif [ -n "${RESTORE_ON_SLEEP:-}" ]; then mkdir -p "$(dirname "$RESTORE_ON_SLEEP")" && touch "$RESTORE_ON_SLEEP"; fi')
     const r = spawnSync('bash', ['-c', script], {
       encoding: 'utf8',
       env: {PATH: `${bin}:/usr/bin:/bin`, CALLS: calls, TMPDIR: root, CONTAINER_ID: '31000042', CONTAINER_API_KEY: 'inst_scoped_key', ...env},
@@ -129,6 +131,61 @@ describe('onstart script', () => {
     const runCall = run.calls.find((c) => c.startsWith('ups run'))!
     assert.ok(runCall.endsWith('--set=training.schedule.step_119.lr=0.0009'))
     assert.ok(run.calls.some((c) => c.startsWith('vastai stop instance 31000042')))
+  })
+
+  describe('restoreWait (ups recover)', () => {
+    const RUN = 'run_20260101_000000_abcd'
+    const resume = (n: string, over: Partial<OnstartPlan> = {}) =>
+      plan({resumeRunId: RUN, restoreWait: true, workdir: join(dir, n), logFile: join(dir, `${n}.log`), ...over})
+
+    test('default plans have no wait step; with the option it passes bash -n and shellcheck and fits the limit', () => {
+      assert.doesNotMatch(buildOnstartScript(plan()).plain, /restore/)
+      assert.doesNotMatch(buildOnstartScript(plan({resumeRunId: RUN})).plain, /restore/)
+      const r = buildOnstartScript(resume('rw0', {secretValues: ['wandb_live_secret_123']}))
+      assert.ok(r.script.length <= ONSTART_LIMIT, `${r.script.length}`)
+      bashN(r.plain)
+      shellcheck(r.plain)
+      bashN(r.script)
+      shellcheck(r.script)
+      assert.ok(r.plain.includes(`/artifacts/runs/${RUN}/${RESTORE_MARKER}`))
+      assert.ok(r.plain.includes('UPS_RESTORE_TIMEOUT_S:-1800'))
+      assert.ok(r.plain.indexOf(RESTORE_MARKER) < r.plain.lastIndexOf(`ups resume ${RUN}`))
+      assert.match(buildOnstartScript(resume('rw0', {restoreWait: {timeoutS: 60}})).plain, /UPS_RESTORE_TIMEOUT_S:-60\b/)
+      assert.throws(() => buildOnstartScript(plan({restoreWait: true})), (e: UserError) => e.code === 'VAST_ONSTART_INVALID')
+    })
+
+    test('waits for the marker, then resumes', () => {
+      const app = join(dir, 'rw1')
+      const marker = join(app, 'artifacts/runs', RUN, RESTORE_MARKER)
+      const r = runWithStubs(buildOnstartScript(resume('rw1')).script, {RESTORE_ON_SLEEP: marker})
+      assert.equal(r.status, 0, r.out)
+      const steps = r.calls.map((c) => c.split(' ').slice(0, 2).join(' '))
+      // One poll: the marker appeared during the first sleep, and the resume came after it.
+      assert.deepEqual(steps.slice(steps.indexOf('ups data') - 1, steps.indexOf('ups resume') + 1), ['ups doctor', 'ups data', 'ups data', 'ups data', 'sleep 10', 'ups resume'])
+      assert.equal(steps.filter((s) => s === 'sleep 10').length, 1)
+      assert.ok(r.calls.includes(`ups resume ${RUN} --stages operator`), r.calls.join('\n'))
+      assert.match(r.out, /checkpoints restored after 10 s/)
+    })
+
+    test('times out cleanly without the marker and resumes anyway', () => {
+      const r = runWithStubs(buildOnstartScript(resume('rw2')).script, {UPS_RESTORE_TIMEOUT_S: '30'})
+      assert.equal(r.status, 0, r.out)
+      assert.equal(r.calls.filter((c) => c === 'sleep 10').length, 3)
+      assert.match(r.out, /waiting up to 30 s for restored checkpoints/)
+      assert.match(r.out, /no restored checkpoints after 30 s; resuming without them/)
+      assert.ok(r.calls.indexOf(`ups resume ${RUN} --stages operator`) > r.calls.lastIndexOf('sleep 10'))
+      assert.ok(r.calls.some((c) => c.startsWith('vastai stop instance 31000042')))
+    })
+
+    test('packed (over the limit) it still waits for the marker', () => {
+      const runArgs = Array.from({length: 120}, (_, i) => `--set=training.schedule.step_${i}.lr=0.000${i % 10}`)
+      const b = buildOnstartScript(resume('rw3', {runArgs}))
+      assert.equal(b.compressed, true)
+      const r = runWithStubs(b.script, {UPS_RESTORE_TIMEOUT_S: '20', UPS_RESTORE_POLL_S: '5'})
+      assert.equal(r.status, 0, r.out)
+      assert.equal(r.calls.filter((c) => c === 'sleep 5').length, 4)
+      assert.match(r.out, /no restored checkpoints after 20 s/)
+    })
   })
 
   test('an incompressible payload over the limit is refused', () => {
