@@ -23,6 +23,7 @@ A run directory that already has checkpoints is resumed: finished stages are kep
     '<%= config.bin %> train configs/local_smoke.yaml',
     '<%= config.bin %> train configs/train_burgers_32dim.yaml --backend tensorflow --run-dir artifacts/runs/run_20250301_142233_9f3a',
     '<%= config.bin %> train configs/train_burgers_32dim.yaml --resume   # the newest run under artifacts/runs',
+    '<%= config.bin %> train configs/train_burgers_32dim.yaml --backend webgpu   # Dawn on the Vulkan GPU (see ups doctor)',
     '<%= config.bin %> train configs/train_burgers_32dim.yaml --run-dir artifacts/runs/run_20250301_142233_9f3a --stage diff_residual',
     '<%= config.bin %> train configs/local_smoke.yaml --set stages.operator.epochs=2 --set training.batch_size=4 --json',
   ]
@@ -31,7 +32,11 @@ A run directory that already has checkpoints is resumed: finished stages are kep
 
   static flags = {
     stage: Flags.string({description: 'Train every stage, or only this one (its upstream stages must be done).', options: ['all', ...STAGES], default: 'all'}),
-    backend: Flags.string({description: 'TensorFlow.js backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu, first that loads).', options: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto'}),
+    backend: Flags.string({
+      description: 'TensorFlow.js backend (auto: tfjs-node-gpu, webgpu on a GPU adapter, tfjs-node, wasm, cpu, first that loads; webgpu accepts a software adapter only with UPS_WEBGPU_ALLOW_SOFTWARE=1).',
+      options: ['auto', 'tensorflow', 'tensorflow-gpu', 'webgpu', 'wasm', 'cpu'],
+      default: 'auto',
+    }),
     resume: Flags.boolean({description: 'Continue a run: the one in --run-dir, else the newest under artifacts/runs.'}),
     'run-dir': Flags.string({description: 'Run directory to write (created when missing; resumed when it has checkpoints).'}),
     set: configOverrideFlag,
@@ -74,7 +79,8 @@ A run directory that already has checkpoints is resumed: finished stages are kep
 }
 
 export function renderTrain(r: TrainResult): string {
-  const lines = [`Run ${r.run_id} (${r.run_dir}), backend ${r.backend.name}, ${r.seconds.toFixed(1)}s`]
+  const adapter = r.backend.adapter ? ` on ${r.backend.adapter.description || r.backend.adapter.device || r.backend.adapter.vendor}${r.backend.adapter.software ? ' (software)' : ''}` : ''
+  const lines = [`Run ${r.run_id} (${r.run_dir}), backend ${r.backend.name}${adapter}, ${r.seconds.toFixed(1)}s`]
   for (const s of r.stages) {
     const best = s.best_val === null ? '-' : s.best_val.toPrecision(4)
     const time = s.step_time_ms === null ? '' : `, ${s.step_time_ms.toFixed(1)} ms/step`

@@ -12,7 +12,7 @@ import {ConsistencyStudent, GridAutoencoder, LatentOperator, ResidualCorrector, 
 import {createOptimizer, type Optimizer} from '../training/optim.js'
 import {ParamStore} from '../training/params.js'
 import {Rng} from '../training/rng.js'
-import {trainStep} from '../training/step.js'
+import {trainStepAsync} from '../training/step.js'
 import type {DataShape} from './estimate-math.js'
 import {enabledStagesOf} from './stages.js'
 
@@ -174,7 +174,7 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
         const count = Math.max(WARMUP_STEPS + 1, options.steps ?? WARMUP_STEPS + 3)
         for (let i = 0; i < count; i++) {
           const t0 = options.now()
-          trainStep({
+          await trainStepAsync({
             store: m.store,
             optimizer,
             lossFns: Array.from({length: s.accum_steps}, () => m.lossFn),

@@ -41,8 +41,11 @@ export interface CacheOptions {
   dtype: CacheDtype
   tokens: number
   dim: number
-  /** Encodes `count` normalised frames ([count, ...grid, C] flat) to [count, tokens, dim] flat. */
-  encode: (frames: Float32Array, count: number) => Float32Array
+  /**
+   * Encodes `count` normalised frames ([count, ...grid, C] flat) to [count, tokens, dim] flat
+   * (asynchronously where the backend only reads that way: webgpu).
+   */
+  encode: (frames: Float32Array, count: number) => Float32Array | Promise<Float32Array>
   frameSize: number
   /** Frames per encode call. */
   batchFrames?: number
@@ -77,7 +80,7 @@ export async function ensureLatentCache(splits: SplitData[], o: CacheOptions): P
       continue
     }
     o.log?.(`Latent cache ${folder}: building (${why})`)
-    const values = encodeAll(s, o)
+    const values = await encodeAll(s, o)
     const bytes = encodeDtype(values, o.dtype)
     const meta: CacheMeta = {version: 1, config_hash: o.configHash, autoencoder_hash: o.autoencoderHash, dtype: o.dtype, shape, data_sha256: sha256(bytes)}
     await writeCacheFolder(o.dir, name, bytes, meta)
@@ -108,14 +111,14 @@ async function readCache(folder: string): Promise<{meta: CacheMeta; bytes: Uint8
   }
 }
 
-function encodeAll(s: SplitData, o: CacheOptions): Float32Array {
+async function encodeAll(s: SplitData, o: CacheOptions): Promise<Float32Array> {
   const total = s.n * s.frames
   const per = o.tokens * o.dim
   const out = new Float32Array(total * per)
   const batch = o.batchFrames ?? 256
   for (let a = 0; a < total; a += batch) {
     const b = Math.min(total, a + batch)
-    const z = o.encode(s.data.subarray(a * o.frameSize, b * o.frameSize), b - a)
+    const z = await o.encode(s.data.subarray(a * o.frameSize, b * o.frameSize), b - a)
     out.set(z, a * per)
   }
   return out

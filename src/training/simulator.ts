@@ -51,26 +51,34 @@ export interface Simulator {
   /** True when a consistency-distilled student does the correction in one step. */
   distilled: boolean
   /** Physical fields [B, ...grid, C] -> latents (normalised with the task's train statistics first, unless normalized). */
-  encode(u: Float32Array, shape: number[], options?: {task?: string; normalized?: boolean}): Latent
+  encode(u: Float32Array, shape: number[], options?: {task?: string; normalized?: boolean}): Promise<Latent>
   /** Latents -> physical fields (or normalised ones with normalized: true). */
-  decode(z: Latent, options?: {task?: string; normalized?: boolean}): Field
+  decode(z: Latent, options?: {task?: string; normalized?: boolean}): Promise<Field>
   /** One operator step z_t -> z_{t+dt} (dt defaults to the training dt). */
-  step(z: Latent, dt?: number): Latent
+  step(z: Latent, dt?: number): Promise<Latent>
   /** The corrector applied to an operator prediction: zPred + tau * sampled residual. Null without a trained corrector. */
-  correct: ((zPred: Latent, options?: CorrectOptions) => Latent) | null
+  correct: ((zPred: Latent, options?: CorrectOptions) => Promise<Latent>) | null
   /** The steady prior's late-time estimate of z, null when that stage was not trained. */
-  steady: ((z: Latent) => Latent) | null
+  steady: ((z: Latent) => Promise<Latent>) | null
   dispose(): void
 }
 
-/** Runs fn in a tfjs scope that frees every tensor it made (tidy only allows tensor results). */
-function scoped<T>(fn: () => T): T {
-  tf.engine().startScope()
+/**
+ * Runs fn in a tidy scope (freeing every intermediate tensor) and reads its result asynchronously:
+ * every backend reads that way, and webgpu under Node only that way.
+ */
+async function run(fn: () => tf.Tensor): Promise<{data: Float32Array; shape: number[]}> {
+  const t = tf.tidy(fn)
   try {
-    return fn()
+    return {data: (await t.data()) as Float32Array, shape: [...t.shape]}
   } finally {
-    tf.engine().endScope()
+    t.dispose()
   }
+}
+
+const latent = async (fn: () => tf.Tensor): Promise<Latent> => {
+  const r = await run(fn)
+  return {data: r.data, shape: r.shape as Latent['shape']}
 }
 
 const exists = async (path: string): Promise<boolean> => loadCheckpoint(path).then(() => true, () => false)
@@ -107,7 +115,6 @@ export async function loadSimulator(config: UpsConfig, checkpointsDir: string, o
     return s
   }
   const C = d.channels
-  const toLatent = (t: tf.Tensor): Latent => ({data: t.dataSync() as Float32Array, shape: t.shape as [number, number, number]})
   const zTensor = (z: Latent): tf.Tensor3D => tf.tensor3d(z.data, z.shape)
   const teacherSteps = config.training?.distill_num_taus ?? 4
 
@@ -115,37 +122,34 @@ export async function loadSimulator(config: UpsConfig, checkpointsDir: string, o
     tasks: d.tasks, gridShape: d.grid, channels: C, tokens, dim, dt: d.dt,
     normStats: Object.fromEntries(Object.entries(d.norm_stats).map(([k, v]) => [k, {mean: v.mean, std: v.std}])),
     hashes, distilled: Boolean(student),
-    encode(u, shape, o = {}) {
+    async encode(u, shape, o = {}) {
       const x = Float32Array.from(u)
       if (!o.normalized) {
         const s = stats(o.task)
         for (let j = 0; j < x.length; j++) x[j] = (x[j] - s.mean[j % C]) / (s.std[j % C] > 0 ? s.std[j % C] : 1)
       }
-      return scoped(() => toLatent(ae.encode(tf.tensor(x, shape))))
+      return latent(() => ae.encode(tf.tensor(x, shape)))
     },
-    decode(z, o = {}) {
-      const out = scoped(() => {
-        const t = ae.decode(zTensor(z))
-        return {data: t.dataSync() as Float32Array, shape: t.shape}
-      })
+    async decode(z, o = {}) {
+      const out = await run(() => ae.decode(zTensor(z)))
       if (!o.normalized) {
         const s = stats(o.task)
         for (let j = 0; j < out.data.length; j++) out.data[j] = out.data[j] * (s.std[j % C] > 0 ? s.std[j % C] : 1) + s.mean[j % C]
       }
       return out
     },
-    step: (z, dt = d.dt) => scoped(() => toLatent(op.forward(zTensor(z), dt))),
+    step: (z, dt = d.dt) => latent(() => op.forward(zTensor(z), dt)),
     correct: teacher
       ? (zPred, o = {}) =>
-          scoped(() => {
+          latent(() => {
             const cond = zTensor(zPred)
             const rng = new Rng(o.seed ?? 0)
             const eps = teacher.noise(zPred.shape, rng)
             const r = student && !o.useTeacher ? student.sample(cond, eps) : teacher.sample(cond, eps, o.steps ?? teacherSteps)
-            return toLatent(tf.add(cond, tf.mul(r, o.tau ?? 1)))
+            return tf.add(cond, tf.mul(r, o.tau ?? 1))
           })
       : null,
-    steady: prior ? (z) => scoped(() => toLatent(prior.forward(zTensor(z)))) : null,
+    steady: prior ? (z) => latent(() => prior.forward(zTensor(z))) : null,
     dispose() {
       ae.dispose()
       op.dispose()

@@ -96,6 +96,19 @@ function sumOfSquares(grads: Grads): tf.Scalar {
   })
 }
 
+/**
+ * The value of a scalar built in a tidy scope, read asynchronously (every backend; webgpu under
+ * Node has no synchronous reads). The tensor is freed after the read.
+ */
+export async function readScalar(build: () => tf.Tensor): Promise<number> {
+  const t = tf.tidy(build)
+  try {
+    return (await t.data())[0]
+  } finally {
+    t.dispose()
+  }
+}
+
 export function globalNorm(grads: Grads): number {
   const s = sumOfSquares(grads)
   const value = Math.sqrt(s.dataSync()[0])

@@ -13,6 +13,7 @@ import {ensureGeneratedData} from '../data/index.js'
 import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
+import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
 import {loadTrainingData, type TrainingData} from './data.js'
@@ -66,7 +67,7 @@ export interface TrainResult {
   run_id: string
   run_dir: string
   checkpoints_dir: string
-  backend: {name: string; reason: string}
+  backend: {name: string; reason: string; adapter?: WebgpuAdapterInfo}
   stages: StageReport[]
   latent_cache: {dir: string; reused: string[]; rebuilt: string[]} | null
   /** The last trained stage's `<stage>.ckpt` (the resume-equivalence check compares its weights). */
@@ -89,7 +90,9 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
   const extraLog = config.training?.log_path ? new JsonlAppender(resolve(deps.cwd, config.training.log_path), 1) : undefined
   try {
     const backend = deps.resolvedBackend ?? (await resolveBackend(options.backend, logger))
-    await updateMetadata(runDir, {status: 'running', backend: {name: backend.name, reason: backend.reason, tried: backend.tried}, config_hash: configHash})
+    // The GPU behind webgpu goes next to the step times: dry-run estimates can then use measured figures.
+    const adapter = backend.adapter ? {...backend.adapter} : undefined
+    await updateMetadata(runDir, {status: 'running', backend: {name: backend.name, reason: backend.reason, tried: backend.tried, adapter}, config_hash: configHash})
     if (mirror) {
       // Also the runbook's `artifacts/wandb_run.json`: the descriptor of the latest training run.
       const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: config as Record<string, unknown>, pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
@@ -194,7 +197,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       state.stages[stage] = s
       await writePipelineState(ckptDir, state)
       stepTimes[stage] = s.step_time_ms ?? null
-      await updateMetadata(runDir, {training: {step_time_ms: {...stepTimes}, backend: backend.name}})
+      await updateMetadata(runDir, {training: {step_time_ms: {...stepTimes}, backend: backend.name, adapter}})
       reports.push(report(outcome.resumedFrom ? 'resumed' : 'trained', s, outcome))
       stepOffset += outcome.steps
       finalCheckpoint = join(ckptDir, `${stage}.ckpt`)
@@ -202,13 +205,13 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
 
     const seconds = (deps.clock() - started) / 1000
     const allStepTimes = Object.fromEntries(STAGES.filter((s) => state.stages[s] && !state.stages[s]!.skipped).map((s) => [s, state.stages[s]!.step_time_ms ?? null]))
-    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, seconds}})
+    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, adapter, seconds}})
     await updateSummary(runDir, Object.fromEntries(reports.filter((r) => r.best_val !== null).map((r) => [`${r.stage}/best_val_loss`, r.best_val])))
     logger.info({seconds: Number(seconds.toFixed(1))}, 'Training pipeline completed successfully')
     if (mirror) await mirror.uploadFiles(await bestCheckpointFiles(ckptDir))
     await mirror?.finish(true)
     return {
-      run_id: runDir.id, run_dir: runDir.path, checkpoints_dir: ckptDir, backend: {name: backend.name, reason: backend.reason},
+      run_id: runDir.id, run_dir: runDir.path, checkpoints_dir: ckptDir, backend: {name: backend.name, reason: backend.reason, adapter},
       stages: reports, latent_cache: latentCache, final_checkpoint: finalCheckpoint, seconds,
     }
   } catch (error) {
@@ -275,7 +278,7 @@ async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Pr
 async function saveUntrainedAutoencoder(config: UpsConfig, data: TrainingData, seed: number, dir: string, logger: LoopLogger): Promise<void> {
   logger.warn({stage: 'autoencoder'}, 'stages.autoencoder.epochs <= 0: latents come from an untrained (seeded) encoder; set epochs > 0 for meaningful latents.')
   const ae = buildAutoencoder(config, data.gridShape, data.channels, seed)
-  await saveCheckpoint(bestPath(dir, 'autoencoder'), {tensors: ae.store.exportArrays(), epoch: 0, step: 0, metadata: {stage: 'autoencoder', kind: 'best', untrained: true}})
+  await saveCheckpoint(bestPath(dir, 'autoencoder'), {tensors: await ae.store.exportArraysAsync(), epoch: 0, step: 0, metadata: {stage: 'autoencoder', kind: 'best', untrained: true}})
   ae.dispose()
   ae.store.dispose()
 }
@@ -292,7 +295,14 @@ async function buildCache(config: UpsConfig, data: TrainingData, seed: number, c
     const result = await ensureLatentCache(data.splits, {
       dir, configHash: latentCacheConfigHash(config), autoencoderHash, dtype, tokens: config.latent.tokens, dim: config.latent.dim,
       frameSize: data.frameSize,
-      encode: (frames, count) => tf.tidy(() => ae.encode(tf.tensor(frames, [count, ...data.gridShape, data.channels])).dataSync() as Float32Array),
+      encode: async (frames, count) => {
+        const z = tf.tidy(() => ae.encode(tf.tensor(frames, [count, ...data.gridShape, data.channels])))
+        try {
+          return (await z.data()) as Float32Array
+        } finally {
+          z.dispose()
+        }
+      },
       log: (m) => deps.logger.info({}, m),
     })
     return {dir, dtype, autoencoderHash, result}

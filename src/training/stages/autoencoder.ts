@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs'
 import {type LossWeights, trainingLoss} from '../losses.js'
 import type {GridAutoencoder} from '../models/autoencoder.js'
 import {gatherFrames, type TrainingData, type TrajectoryRef} from '../data.js'
+import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
 export function autoencoderStage(ae: GridAutoencoder, data: TrainingData, lambdas: LossWeights): StageSpec {
@@ -21,11 +22,13 @@ export function autoencoderStage(ae: GridAutoencoder, data: TrainingData, lambda
       const ctx = {training: true, rng}
       return {fn: () => trainingLoss(ae.decode(ae.encode(x, ctx), ctx), x, lambdas), dispose: () => x.dispose()}
     },
-    valLoss(indices) {
+    async valLoss(indices) {
       const x = frames(data.val, indices)
-      const v = tf.tidy(() => trainingLoss(ae.decode(ae.encode(x)), x, lambdas).dataSync()[0])
-      x.dispose()
-      return v
+      try {
+        return await readScalar(() => trainingLoss(ae.decode(ae.encode(x)), x, lambdas))
+      } finally {
+        x.dispose()
+      }
     },
     dispose: () => undefined,
   }

@@ -9,6 +9,7 @@ import type {ResidualCorrector} from '../models/corrector.js'
 import type {LatentOperator} from '../models/operator.js'
 import type {LatentPairs} from './latent-items.js'
 import {residualBatch} from './operator.js'
+import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
 export function consistencyStage(
@@ -30,13 +31,15 @@ export function consistencyStage(
       const loss = student.distillationLossFn(teacher, cond, residual, rng, teacherSteps)
       return {fn: loss, dispose: () => (loss.dispose(), tf.dispose([cond, residual]))}
     },
-    valLoss(indices, rng) {
+    async valLoss(indices, rng) {
       const {cond, residual} = residualBatch(op, val, indices, dt)
       const loss = student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, {training: false})
-      const v = tf.tidy(() => loss().dataSync()[0])
-      loss.dispose()
-      tf.dispose([cond, residual])
-      return v
+      try {
+        return await readScalar(() => loss())
+      } finally {
+        loss.dispose()
+        tf.dispose([cond, residual])
+      }
     },
     dispose: () => undefined,
   }

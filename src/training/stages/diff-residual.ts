@@ -5,6 +5,7 @@ import type {ResidualCorrector} from '../models/corrector.js'
 import type {LatentOperator} from '../models/operator.js'
 import type {LatentPairs} from './latent-items.js'
 import {residualBatch} from './operator.js'
+import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
 export function diffResidualStage(corrector: ResidualCorrector, op: LatentOperator, train: LatentPairs, val: LatentPairs, dt: number): StageSpec {
@@ -18,13 +19,15 @@ export function diffResidualStage(corrector: ResidualCorrector, op: LatentOperat
       const loss = corrector.lossFn(cond, residual, rng)
       return {fn: loss, dispose: () => (loss.dispose(), tf.dispose([cond, residual]))}
     },
-    valLoss(indices, rng) {
+    async valLoss(indices, rng) {
       const {cond, residual} = residualBatch(op, val, indices, dt)
       const loss = corrector.lossFn(cond, residual, rng, {training: false})
-      const v = tf.tidy(() => loss().dataSync()[0])
-      loss.dispose()
-      tf.dispose([cond, residual])
-      return v
+      try {
+        return await readScalar(() => loss())
+      } finally {
+        loss.dispose()
+        tf.dispose([cond, residual])
+      }
     },
     dispose: () => undefined,
   }

@@ -23,7 +23,7 @@ import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, lo
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
-import {applyAccumulated, Ema, GradientAccumulator} from '../step.js'
+import {applyAccumulatedAsync, Ema, GradientAccumulator} from '../step.js'
 import type {EpochRecord, StageProgress, StageSpec} from './types.js'
 
 export interface LoopLogger {
@@ -180,21 +180,19 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   // Incomplete or superseded swap folders: the newest state is now under a regular name.
   await removeSwapLeftovers(dir, stage)
 
-  const fullPayload = (meta: LoopMeta): CheckpointPayload => {
-    const opt = optimizer.exportState('optim/')
-    const tensors: NamedArray[] = [...spec.store.exportArrays(), ...opt.arrays, ...(ema ? ema.exportArrays('ema/') : [])]
+  // Every read is asynchronous: the only form webgpu supports under Node, and no slower elsewhere.
+  const fullPayload = async (meta: LoopMeta): Promise<CheckpointPayload> => {
+    const opt = await optimizer.exportStateAsync('optim/')
+    const tensors: NamedArray[] = [...(await spec.store.exportArraysAsync()), ...opt.arrays, ...(ema ? await ema.exportArraysAsync('ema/') : [])]
     return {tensors, epoch, step, rng: rng.getState(), optimizer: opt.state, scheduler: scheduler.state(), metadata: meta}
   }
-  const validate = (): number | null => {
+  const validate = async (): Promise<number | null> => {
     const n = Math.min(spec.valItems, o.validationCap ?? 4096)
     if (n < 1) return null
-    const run = (): number => {
-      const valRng = new Rng(o.seed ^ 0x5a5a5a5a)
-      let sum = 0
-      for (const batch of chunk(Array.from({length: n}, (_, i) => i), settings.batch_size)) sum += spec.valLoss(batch, valRng) * batch.length
-      return sum / n
-    }
-    return run()
+    const valRng = new Rng(o.seed ^ 0x5a5a5a5a)
+    let sum = 0
+    for (const batch of chunk(Array.from({length: n}, (_, i) => i), settings.batch_size)) sum += (await spec.valLoss(batch, valRng)) * batch.length
+    return sum / n
   }
 
   // A test kill at one point of the commit sequence of epoch `e` (UPS_TEST_FAULT kill:...).
@@ -225,13 +223,13 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
           const closure = spec.trainLoss(batch, rng)
           const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0 && m === 0
           try {
-            acc.add(inject ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
+            await acc.addAsync(inject ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
           } finally {
             closure.dispose()
           }
           groupItems += batch.length
         }
-        const r = applyAccumulated(acc, {store: spec.store, optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}})
+        const r = await applyAccumulatedAsync(acc, {store: spec.store, optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}})
         step += 1
         lossSum += r.loss * groupItems
         normSum += r.gradNorm
@@ -240,7 +238,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       const trainTime = o.clock() - t0
       logger.debug?.({stage, epoch: e, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes}, 'tfjs memory after the epoch')
-      const val = validate()
+      const val = await validate()
       epoch = e
       const improved = val === null || bestVal === null || val < bestVal
       if (val !== null && improved) {
@@ -261,15 +259,15 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       // Order matters: `<stage>.ckpt` is the commit point, so it is written last.
       if (improved) {
-        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: spec.store.exportArrays(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}}, at(e, 'best'))
+        const m = await saveCheckpoint(ckptPath(dir, `${stage}_best`), {tensors: await spec.store.exportArraysAsync(), epoch, step, metadata: {stage, kind: 'best', val_loss: val}}, at(e, 'best'))
         hashes.best = m.weightsSha256
         killAt(e, 'after-best')
       }
       if (ema) {
-        hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: ema.exportArrays(), epoch, step, metadata: {stage, kind: 'ema'}}, at(e, 'ema'))).weightsSha256
+        hashes.ema = (await saveCheckpoint(ckptPath(dir, `${stage}_ema`), {tensors: await ema.exportArraysAsync(), epoch, step, metadata: {stage, kind: 'ema'}}, at(e, 'ema'))).weightsSha256
         killAt(e, 'after-ema')
       }
-      const payload = fullPayload(meta)
+      const payload = await fullPayload(meta)
       if (o.checkpointInterval > 0 && epoch % o.checkpointInterval === 0) {
         await saveNumberedCheckpoint(dir, stage, {...payload, metadata: {...meta, kind: 'numbered'}}, 3, at(e, 'numbered'))
         killAt(e, 'after-numbered')

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs'
 import {type LossWeights, trainingLoss} from '../losses.js'
 import type {SteadyPrior} from '../models/steady-prior.js'
 import type {LatentPairs} from './latent-items.js'
+import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
 export function steadyPriorStage(prior: SteadyPrior, train: LatentPairs, val: LatentPairs, lambdas: LossWeights): StageSpec {
@@ -17,11 +18,13 @@ export function steadyPriorStage(prior: SteadyPrior, train: LatentPairs, val: La
       const ctx = {training: true, rng}
       return {fn: () => trainingLoss(prior.forward(z0, ctx), z1, lambdas), dispose: () => tf.dispose([z0, z1])}
     },
-    valLoss(indices) {
+    async valLoss(indices) {
       const {z0, z1} = val.batch(indices)
-      const v = tf.tidy(() => trainingLoss(prior.forward(z0), z1, lambdas).dataSync()[0])
-      tf.dispose([z0, z1])
-      return v
+      try {
+        return await readScalar(() => trainingLoss(prior.forward(z0), z1, lambdas))
+      } finally {
+        tf.dispose([z0, z1])
+      }
     },
     dispose: () => undefined,
   }

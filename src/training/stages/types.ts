@@ -21,8 +21,11 @@ export interface StageSpec {
   valItems: number
   /** Builds the loss of one training micro-batch; all randomness comes from `rng`. */
   trainLoss(indices: number[], rng: Rng): LossClosure
-  /** Mean validation loss of a batch (no gradients, eval mode); `rng` is a fixed per-pass stream. */
-  valLoss(indices: number[], rng: Rng): number
+  /**
+   * Mean validation loss of a batch (no gradients, eval mode); `rng` is a fixed per-pass stream.
+   * Read asynchronously: webgpu under Node has no synchronous reads.
+   */
+  valLoss(indices: number[], rng: Rng): number | Promise<number>
   dispose(): void
 }
 
