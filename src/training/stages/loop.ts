@@ -108,6 +108,32 @@ function chunk<T>(xs: T[], n: number): T[][] {
   return out
 }
 
+/**
+ * One optimizer step of the loop: the loss of each micro-batch (built by the stage, inputs freed
+ * after its backward), accumulated, then clipped, applied and folded into the EMA. The dry-run
+ * times exactly this (pipeline/measure.ts), so its estimate measures what training runs.
+ */
+export function optimizerStep(
+  spec: StageSpec,
+  group: number[][],
+  rng: Rng,
+  o: Omit<Parameters<typeof applyAccumulated>[1], 'store'>,
+  injectNaN = false,
+): {result: ReturnType<typeof applyAccumulated>; items: number} {
+  const acc = new GradientAccumulator(spec.store)
+  let items = 0
+  for (const [m, batch] of group.entries()) {
+    const closure = spec.trainLoss(batch, rng)
+    try {
+      acc.add(injectNaN && m === 0 ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
+    } finally {
+      closure.dispose()
+    }
+    items += batch.length
+  }
+  return {result: applyAccumulated(acc, {...o, store: spec.store}), items}
+}
+
 export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   const {spec, settings, checkpointsDir: dir, logger} = o
   const stage = spec.stage
@@ -195,19 +221,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       let normSum = 0
       let items = 0
       for (let g = 0; g < groups.length; g++) {
-        const acc = new GradientAccumulator(spec.store)
-        let groupItems = 0
-        for (const [m, batch] of groups[g].entries()) {
-          const closure = spec.trainLoss(batch, rng)
-          const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0 && m === 0
-          try {
-            acc.add(inject ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
-          } finally {
-            closure.dispose()
-          }
-          groupItems += batch.length
-        }
-        const r = applyAccumulated(acc, {store: spec.store, optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}})
+        const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0
+        const {result: r, items: groupItems} = optimizerStep(spec, groups[g], rng, {optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}}, inject)
         step += 1
         lossSum += r.loss * groupItems
         normSum += r.gradNorm
