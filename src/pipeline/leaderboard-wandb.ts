@@ -9,7 +9,7 @@ import {readFile} from 'node:fs/promises'
 import {basename} from 'node:path'
 
 import {wandbInactiveReason, type WandbDeps} from '../tracking/wandb.js'
-import {runUrl, wrapConfig} from '../tracking/wandb-client.js'
+import {runUrl, SUMMARY_FILE, wrapConfig} from '../tracking/wandb-client.js'
 import {baseUrlOf, clientFor} from '../tracking/wandb-upload.js'
 import {redactSecrets} from '../util/secrets.js'
 
@@ -53,6 +53,7 @@ export async function publishLeaderboardRow(
   const runId = row.run_id ?? 'run'
   const stamp = deps.now().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
   const name = `leaderboard-${runId}-${stamp}`.replace(/[^A-Za-z0-9_.-]/g, '-')
+  const summary = {...leaderboardSummary(row), champion: row.label === 'champion'}
   try {
     const client = clientFor(deps)
     const run = await client.upsertRun({
@@ -63,8 +64,10 @@ export async function publishLeaderboardRow(
       jobType: 'leaderboard',
       tags: ['leaderboard', ...(row.label ? [row.label] : [])],
       config: wrapConfig({run_id: runId, label: row.label ?? null, config_hash: row.config_hash ?? null, tags: row.tags ?? null}),
-      summaryMetrics: JSON.stringify({...leaderboardSummary(row), champion: row.label === 'champion'}),
+      summaryMetrics: JSON.stringify(summary),
     })
+    // The summary as the SDK sends it: the file stream's summary file.
+    await client.fileStream(run.entity, run.project, run.name, {files: {[SUMMARY_FILE]: {offset: 0, content: [JSON.stringify(summary)]}}})
     const present: Array<{name: string; data: Buffer}> = []
     for (const f of files) {
       const data = await readFile(f).catch(() => undefined)
