@@ -37,5 +37,6 @@ export function realPipelineDeps(logger: Logger, runsRoot?: string): PipelineDep
     cwd: stepsDeps.cwd,
     runsRoot,
     onProgress: stderrProgress,
+    wandb: stepsDeps.wandb,
   }
 }

@@ -11,7 +11,7 @@ export type DryRunCommandResult = DryRunResult
 
 export default class DryRun extends BaseCommand {
   static summary = 'Check a config end to end without training, and estimate the run\'s time and cost.'
-  static description = `Validates the config (the \`ups validate\` checks), checks the data (quick scan; with data.generate and no files, generates them), builds every model (parameters and memory), runs two real training steps per enabled stage on one synthetic batch with the local backend, and estimates the whole run on the target GPU: epochs x steps per epoch x the measured step time scaled by the GPU's FP32 throughput (15% efficiency + 4 ms per step), plus evaluation, at the GPU's price (a dated table, or the cheapest live Vast.ai offer with --live-prices). Writes estimate.json. Any failure names the step and exits 1.`
+  static description = `Validates the config (the \`ups validate\` checks), checks the data (quick scan; with data.generate and no files, generates them), builds every model (parameters and memory), times real training steps per enabled stage on synthetic batches with the local backend (the loop's own step, after a warm-up until the step time settles), and estimates the whole run on the target GPU: epochs x steps per epoch x the measured step time scaled by the GPU's FP32 throughput (15% efficiency + 4 ms per step), plus evaluation (two passes, as \`ups run\` does), at the GPU's price (a dated table, or the cheapest live Vast.ai offer with --live-prices). Writes estimate.json. Any failure names the step and exits 1.`
   static examples = [
     '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml',
     '<%= config.bin %> dry-run configs/train_burgers_32dim.yaml --estimate-only --gpu RTX_4090',

@@ -13,7 +13,7 @@ import type {Provider} from '../vast/provider.js'
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {writeJsonAtomic} from '../util/fs.js'
 import {
-  ASSUMED_LOCAL_GFLOPS, type DataShape, estimateEvaluation, estimateLine, estimateStage, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S,
+  ASSUMED_LOCAL_GFLOPS, type DataShape, estimateEvaluation, estimateLatentCache, estimateLine, estimateStage, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S,
   RUN_OVERHEAD_S, type StageEstimate, type Target,
 } from './estimate-math.js'
 import {findGpu, GPU_NAMES} from './gpus.js'
@@ -32,6 +32,7 @@ export interface RunEstimate {
   models: ModelReport[]
   measurements: StageMeasurement[]
   stages: StageEstimate[]
+  latentCacheSeconds: number
   evaluation: {passes: number; rolloutSteps: number; samples: number; seconds: number}
   overheadSeconds: number
   totalSeconds: number
@@ -158,14 +159,21 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
   const stages = measured.models.map((m) => {
     const s = resolveStage(config, m.stage)
     const meas = measured!.stages.find((x) => x.stage === m.stage)
-    return estimateStage({stage: m.stage, epochs: s.epochs, batchSize: s.batch_size, accumSteps: s.accum_steps, flopsPerStep: meas?.flopsPerStep ?? m.flopsPerStep * s.accum_steps, localStepMs: meas?.measuredMs ?? null}, shape, target)
+    return estimateStage({
+      stage: m.stage, epochs: s.epochs, batchSize: s.batch_size, accumSteps: s.accum_steps, flopsPerStep: meas?.flopsPerStep ?? m.flopsPerStep * s.accum_steps,
+      localStepMs: meas?.measuredMs ?? null, localValBatchMs: meas?.valBatchMs ?? null, warmupExtraMs: meas?.warmupExtraMs ?? null,
+    }, shape, target)
   })
   const op = stages.find((s) => s.stage === 'operator')
+  const ae = stages.find((s) => s.stage === 'autoencoder')
+  // Training encodes the latent cache right after the autoencoder when a latent stage follows.
+  const latentCacheSeconds = ae && stages.some((s) => s.stage !== 'autoencoder') ? estimateLatentCache(shape, resolveStage(config, 'autoencoder').batch_size, ae.targetValBatchMs / 1000) : 0
   const evalEnabled = config.evaluation?.enabled ?? true
-  const passes = evalEnabled ? (options.evalPasses ?? 1) : 0
+  // `ups run` evaluates twice by default (small + full); it passes its own count.
+  const passes = evalEnabled ? (options.evalPasses ?? 2) : 0
   const rollout = config.evaluation?.rollout_steps ?? 20
-  const evalSeconds = op ? estimateEvaluation(op.targetStepMs / 1000, shape, op.batchSize, rollout, passes) : 0
-  const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0) + evalSeconds + RUN_OVERHEAD_S
+  const evalSeconds = op ? estimateEvaluation(op.targetValBatchMs / 1000, shape, op.batchSize, rollout, passes) : 0
+  const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0) + latentCacheSeconds + evalSeconds + RUN_OVERHEAD_S
   const hours = totalSeconds / 3600
   const costUsd = Math.round(hours * target.pricePerHour * 100) / 100
   if (isStatic) notes.push(`static: no step was timed; ${target.gpu ? 'GPU step = FLOPs at the table throughput' : `local throughput assumed ${ASSUMED_LOCAL_GFLOPS} GFLOP/s`}`)
@@ -182,6 +190,7 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
     models: measured.models,
     measurements: measured.stages,
     stages,
+    latentCacheSeconds,
     evaluation: {passes, rolloutSteps: rollout, samples: shape.evalSamples, seconds: evalSeconds},
     overheadSeconds: RUN_OVERHEAD_S,
     totalSeconds,
@@ -257,7 +266,7 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     if (options.static) done('measure steps', 'skipped', '--static')
     else {
       measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend})
-      done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map((s) => `${s.stage} ${s.measuredMs.toFixed(0)} ms/step`).join(', '))
+      done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map((s) => `${s.stage} ${s.measuredMs.toFixed(1)} ms/step`).join(', '))
     }
     current = 'estimate'
     const estimate = await estimateRun(config, {...options, shape, measured}, deps)

@@ -1,23 +1,48 @@
 /**
- * Builds every model of a config and times real training steps on one synthetic batch per
- * enabled stage, with the training engine (ParamStore, Optimizer, trainStep) on the local
- * backend. Loaded lazily: it imports tfjs.
+ * Builds every model of a config and times real training steps per enabled stage on synthetic
+ * batches, on the local backend. It runs what training runs: the models come from the training
+ * builders (stages/build.ts), the loss closures from the training stage specs (operator,
+ * corrector, ...: including the frozen operator's forward pass the corrector stages make per
+ * batch, input tensors built and freed per step, the configured loss weights), and each step is
+ * the loop's own optimizerStep (accumulation, clipping, optimizer, EMA). Loaded lazily: it
+ * imports tfjs.
  */
 import * as tf from '@tensorflow/tfjs'
 
-import {resolveArchitecture, resolveStage, STAGES, type StageName, type UpsConfig} from '../config/index.js'
+import {resolveArchitecture, resolveStage, type StageName, type UpsConfig} from '../config/index.js'
 import {resolveBackend, type BackendRequest} from '../training/backend.js'
-import {trainingLoss, mse} from '../training/losses.js'
-import {ConsistencyStudent, GridAutoencoder, LatentOperator, ResidualCorrector, SteadyPrior} from '../training/models/index.js'
-import {createOptimizer, type Optimizer} from '../training/optim.js'
-import {ParamStore} from '../training/params.js'
+import type {TrainingData} from '../training/data.js'
+import {Optimizer} from '../training/optim.js'
 import {Rng} from '../training/rng.js'
-import {trainStepAsync} from '../training/step.js'
+import {autoencoderStage} from '../training/stages/autoencoder.js'
+import {buildAutoencoder, buildCorrector, buildOperator, buildSteadyPrior, buildStudent} from '../training/stages/build.js'
+import {consistencyStage} from '../training/stages/consistency-distill.js'
+import {diffResidualStage} from '../training/stages/diff-residual.js'
+import type {LatentPairs} from '../training/stages/latent-items.js'
+import {optimizerConfig, optimizerStep} from '../training/stages/loop.js'
+import {operatorStage} from '../training/stages/operator.js'
+import {steadyPriorStage} from '../training/stages/steady-prior.js'
+import type {StageSpec} from '../training/stages/types.js'
+import {Ema} from '../training/step.js'
 import type {DataShape} from './estimate-math.js'
 import {enabledStagesOf} from './stages.js'
-
-/** Steps run before timing starts (the issue's "two real training steps"). */
+/** At least this many steps run before timing starts (the first ones compile kernels). */
 export const WARMUP_STEPS = 2
+/**
+ * Warm-up then continues while the step time is still falling: on wasm/cpu it keeps dropping for
+ * 20-40 steps (V8 and WebAssembly tier-up of the kernels and the JS around them, compiled in the
+ * background), settling at half or less of the first steps' time. Training runs hundreds of
+ * steps, so its time per step is the settled one: timing right after 2 steps overestimated it
+ * ~2x. It stops when the median of the last WARMUP_WINDOW steps is within 10% of the window
+ * before, or at WARMUP_MAX_STEPS / WARMUP_BUDGET_MS (large models: a few slow steps suffice).
+ */
+export const WARMUP_WINDOW = 6
+export const WARMUP_MAX_STEPS = 64
+export const WARMUP_BUDGET_MS = 4000
+/** Steps timed after warm-up; the median is the step time (robust to GC pauses and noisy neighbours). */
+export const TIMED_STEPS = 9
+/** Validation batches timed (forward only, as the loop's validation). */
+const VAL_TIMED = 3
 
 export interface ModelReport {
   stage: StageName
@@ -35,10 +60,15 @@ export interface ModelReport {
 export interface StageMeasurement {
   stage: StageName
   batchSize: number
-  /** Wall time of each step, in order (the first includes kernel set-up). */
+  /** Wall time of each step, in order (warm-up first). */
   stepMs: number[]
-  /** The figure used: the last step. */
+  warmupSteps: number
+  /** The step time used: the median of the timed (post-warm-up) steps. */
   measuredMs: number
+  /** What the warm-up steps cost beyond measuredMs each: training pays it once per stage. */
+  warmupExtraMs: number
+  /** Median wall time of one validation batch (forward pass, no gradients). */
+  valBatchMs: number
   flopsPerStep: number
   /** Achieved GFLOP/s of the measured step. */
   gflops: number
@@ -51,9 +81,12 @@ export interface MeasureResult {
 }
 
 export interface MeasureOptions {
-  /** Time `steps` training steps per enabled stage (false: build models and count only). */
+  /** Time training steps per enabled stage (false: build models and count only). */
   measure: boolean
+  /** Timed steps after warm-up (default TIMED_STEPS). */
   steps?: number
+  /** Most warm-up steps (default WARMUP_MAX_STEPS; at least WARMUP_STEPS). */
+  warmupSteps?: number
   backend?: BackendRequest
   /** Monotonic milliseconds (performance.now). */
   now: () => number
@@ -62,96 +95,101 @@ export interface MeasureOptions {
 
 interface StageModel {
   report: Omit<ModelReport, 'memoryBytes'>
-  /** One micro-batch loss closure on fixed synthetic data. */
-  lossFn: () => tf.Scalar
-  store: ParamStore
+  spec: StageSpec
   dispose(): void
 }
 
 /** Flops of one forward pass through per-row MLPs with `params` weights over `rows` rows. */
 const mlpFlops = (params: number, rows: number) => 2 * params * rows
 
-function buildStage(stage: StageName, config: UpsConfig, shape: DataShape, rng: Rng): StageModel {
-  const arch = resolveArchitecture(config)
-  const {dim, tokens} = arch.latent
-  const b = resolveStage(config, stage).batch_size
-  const store = new ParamStore(new Rng(1234 + STAGES.indexOf(stage)))
-  const randn = (s: number[]) => tf.keep(tf.tensor(rng.fillNormal(s.reduce((a, c) => a * c, 1)), s))
-  const held: tf.Tensor[] = []
-  const keep = <T extends tf.Tensor>(t: T): T => {
-    held.push(t)
-    return t
+const prod = (xs: number[]) => xs.reduce((a, c) => a * c, 1)
+
+/** Latent pairs over `count` random (z_t, z_t+1) items, built into tensors per batch as the latent cache's are. */
+function syntheticPairs(count: number, tokens: number, dim: number, rng: Rng): LatentPairs {
+  const size = tokens * dim
+  const z0 = rng.fillNormal(count * size)
+  const z1 = rng.fillNormal(count * size)
+  const fill = (src: Float32Array, indices: number[]) => {
+    const out = new Float32Array(indices.length * size)
+    indices.forEach((item, b) => out.set(src.subarray(item * size, (item + 1) * size), b * size))
+    return out
   }
-  const corrOpts = {latentDim: dim, hiddenDim: arch.diffusion.hidden_dim, numLayers: arch.diffusion.num_layers, timeEmbedDim: arch.diffusion.time_embed_dim, dropout: arch.diffusion.dropout}
-  const done = (kind: string, params: number, activationBytes: number, flopsPerStep: number, lossFn: () => tf.Scalar, extra: () => void = () => {}): StageModel => ({
+  return {
+    count,
+    batch: (indices) => ({z0: tf.tensor3d(fill(z0, indices), [indices.length, tokens, dim]), z1: tf.tensor3d(fill(z1, indices), [indices.length, tokens, dim])}),
+  }
+}
+
+/** Enough random trajectories of the data's shape for one batch of frames. */
+function syntheticFrames(shape: DataShape, batch: number, dt: number, rng: Rng): TrainingData {
+  const frames = Math.max(1, shape.frames)
+  const frameSize = prod(shape.grid) * shape.channels
+  const n = Math.ceil(batch / frames)
+  const split = {task: 'synthetic', split: 'train', data: rng.fillNormal(n * frames * frameSize), n, frames}
+  const refs = Array.from({length: n}, (_, index) => ({split, index}))
+  return {tasks: ['synthetic'], gridShape: shape.grid, channels: shape.channels, frames, frameSize, dt, normStats: {}, splits: [split], train: refs, val: refs, valSource: 'synthetic'}
+}
+
+function buildStage(stage: StageName, config: UpsConfig, shape: DataShape, rng: Rng): StageModel {
+  const seed = config.seed ?? 0
+  const s = resolveStage(config, stage)
+  const b = s.batch_size
+  const lambdas = {lambdaSpectral: config.training?.lambda_spectral ?? 0, lambdaRelative: config.training?.lambda_relative ?? 0}
+  const dt = config.training?.dt ?? 0.1
+  const frees: Array<() => void> = []
+  const done = (kind: string, params: number, activationBytes: number, flopsPerStep: number, spec: StageSpec): StageModel => ({
     report: {stage, kind, params, activationBytes, flopsPerStep, batchSize: b},
-    lossFn,
-    store,
+    spec,
     dispose() {
-      tf.dispose(held)
-      extra()
-      store.dispose()
+      spec.dispose()
+      for (const f of frees.reverse()) f()
     },
   })
+  if (stage === 'autoencoder') {
+    const ae = buildAutoencoder(config, shape.grid, shape.channels, seed)
+    frees.push(() => (ae.dispose(), ae.store.dispose()))
+    const p = ae.paramCount()
+    const tokens = resolveArchitecture(config).latent.tokens
+    return done(ae.kind, p, ae.activationBytes(b), 3 * mlpFlops(p, b * tokens), autoencoderStage(ae, syntheticFrames(shape, b, dt, rng), lambdas))
+  }
+  const op = buildOperator(config, seed)
+  frees.push(() => (op.dispose(), op.store.dispose()))
+  const {tokens, dim} = resolveArchitecture(config).latent
+  const pairs = syntheticPairs(b, tokens, dim, rng)
+  const opFwd = op.matmulFlops(b)
   switch (stage) {
-    case 'autoencoder': {
-      const ae = new GridAutoencoder(store, {
-        gridShape: shape.grid, channels: shape.channels, tokens, dim,
-        hiddenDim: arch.autoencoder.hidden_dim, numLayers: arch.autoencoder.num_layers, fourierFeatures: arch.autoencoder.fourier_features,
-      })
-      const u = keep(randn([b, ...shape.grid, shape.channels]))
-      const p = ae.paramCount()
-      return done(ae.kind, p, ae.activationBytes(b), 3 * mlpFlops(p, b * tokens), () => mse(ae.decode(ae.encode(u, {training: true}), {training: true}), u), () => ae.dispose())
-    }
-    case 'operator': {
-      const op = new LatentOperator(store, {inputDim: arch.pdet.input_dim, hiddenDim: arch.pdet.hidden_dim, depths: arch.pdet.depths, groupSize: arch.pdet.group_size, numHeads: arch.pdet.num_heads, mlpRatio: arch.pdet.mlp_ratio, dropout: arch.pdet.dropout, tokens})
-      const z0 = keep(randn([b, tokens, dim])) as tf.Tensor3D
-      const z1 = keep(randn([b, tokens, dim]))
-      const dt = config.training?.dt ?? 0.1
-      return done(op.kind, op.paramCount(), op.activationBytes(b), 3 * op.matmulFlops(b), () => trainingLoss(op.forward(z0, dt, {training: true}), z1), () => op.dispose())
+    case 'operator':
+      return done(op.kind, op.paramCount(), op.activationBytes(b), 3 * opFwd, operatorStage(op, pairs, pairs, dt, lambdas))
+    case 'steady_prior': {
+      const prior = buildSteadyPrior(config, seed)
+      frees.push(() => prior.store.dispose())
+      const p = prior.paramCount()
+      return done(prior.kind, p, prior.activationBytes(b, tokens), 3 * mlpFlops(p, b * tokens), steadyPriorStage(prior, pairs, pairs, lambdas))
     }
     case 'diff_residual': {
-      const c = new ResidualCorrector(store, corrOpts)
-      const cond = keep(randn([b, tokens, dim])) as tf.Tensor3D
-      const res = keep(randn([b, tokens, dim])) as tf.Tensor3D
+      const c = buildCorrector(config, seed)
+      frees.push(() => c.store.dispose())
       const p = c.paramCount()
-      let fn: ReturnType<ResidualCorrector['lossFn']> | undefined
-      return done(c.kind, p, c.activationBytes(b, tokens), 3 * mlpFlops(p, b * tokens), () => {
-        fn?.dispose()
-        fn = c.lossFn(cond, res, rng)
-        return fn()
-      }, () => fn?.dispose())
+      // Corrector forward + backward, plus the frozen operator's forward that makes the residual.
+      return done(c.kind, p, c.activationBytes(b, tokens), 3 * mlpFlops(p, b * tokens) + opFwd, diffResidualStage(c, op, pairs, pairs, dt))
     }
     case 'consistency_distill': {
-      const teacherStore = new ParamStore(new Rng(99))
-      const teacher = new ResidualCorrector(teacherStore, corrOpts)
-      const student = new ConsistencyStudent(store, corrOpts)
-      const cond = keep(randn([b, tokens, dim])) as tf.Tensor3D
-      const res = keep(randn([b, tokens, dim])) as tf.Tensor3D
+      const teacher = buildCorrector(config, seed)
+      const student = buildStudent(config, seed)
+      frees.push(() => (teacher.store.dispose(), student.store.dispose()))
       const p = student.paramCount()
       const steps = config.training?.distill_num_taus ?? 4
-      let fn: ReturnType<ConsistencyStudent['distillationLossFn']> | undefined
-      // Student forward + backward, one teacher Euler step and one target evaluation.
-      const flops = 3 * mlpFlops(p, b * tokens) + mlpFlops(teacher.paramCount(), b * tokens) + mlpFlops(p, b * tokens)
-      return done(student.kind, p, student.activationBytes(b, tokens), flops, () => {
-        fn?.dispose()
-        fn = student.distillationLossFn(teacher, cond, res, rng, steps)
-        return fn()
-      }, () => {
-        fn?.dispose()
-        teacherStore.dispose()
-      })
-    }
-    case 'steady_prior': {
-      const prior = new SteadyPrior(store, {latentDim: dim, hiddenDim: arch.diffusion.hidden_dim, numLayers: arch.diffusion.num_layers, dropout: arch.diffusion.dropout})
-      const z = keep(randn([b, tokens, dim])) as tf.Tensor3D
-      const target = keep(randn([b, tokens, dim]))
-      const p = prior.paramCount()
-      return done(prior.kind, p, prior.activationBytes(b, tokens), 3 * mlpFlops(p, b * tokens), () => mse(prior.forward(z, {training: true}), target))
+      // Student forward + backward, the teacher's Euler steps, one target evaluation, the operator's forward.
+      const flops = 3 * mlpFlops(p, b * tokens) + steps * mlpFlops(teacher.paramCount(), b * tokens) + mlpFlops(p, b * tokens) + opFwd
+      return done(student.kind, p, student.activationBytes(b, tokens), flops, consistencyStage(student, teacher, op, pairs, pairs, dt, steps))
     }
   }
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
 
 export async function measureModels(config: UpsConfig, shape: DataShape, options: MeasureOptions): Promise<MeasureResult> {
   const backend = await resolveBackend(options.measure ? (options.backend ?? 'auto') : 'cpu')
@@ -166,31 +204,9 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
       models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes})
       options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters`)
       if (!options.measure) continue
-      const optimizer: Optimizer = createOptimizer(m.store, toOptimizerConfig(s.optimizer))
-      try {
-        const stepMs: number[] = []
-        // The first steps compile kernels and warm caches (several times slower on wasm): time
-        // WARMUP_STEPS of them, then take the median of the rest as the step time.
-        const count = Math.max(WARMUP_STEPS + 1, options.steps ?? WARMUP_STEPS + 3)
-        for (let i = 0; i < count; i++) {
-          const t0 = options.now()
-          await trainStepAsync({
-            store: m.store,
-            optimizer,
-            lossFns: Array.from({length: s.accum_steps}, () => m.lossFn),
-            clipNorm: s.grad_clip,
-            context: {stage, epoch: 0, step: i},
-          })
-          stepMs.push(options.now() - t0)
-        }
-        const timed = stepMs.slice(WARMUP_STEPS).sort((a, b) => a - b)
-        const measuredMs = Math.max(timed[Math.floor(timed.length / 2)], 1e-3)
-        const flops = m.report.flopsPerStep * s.accum_steps
-        stages.push({stage, batchSize: s.batch_size * s.accum_steps, stepMs, measuredMs, flopsPerStep: flops, gflops: flops / measuredMs / 1e6})
-        options.onProgress?.(`  ${stage}: ${count} steps, ${stepMs.map((t) => t.toFixed(0)).join(' / ')} ms`)
-      } finally {
-        optimizer.dispose()
-      }
+      stages.push(await timeStage(m, s, options))
+      const last = stages.at(-1)!
+      options.onProgress?.(`  ${stage}: ${last.warmupSteps} warm-up + ${last.stepMs.length - last.warmupSteps} timed steps, ${last.measuredMs.toFixed(1)} ms/step`)
     } finally {
       m.dispose()
     }
@@ -198,6 +214,47 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
   return {backend: backend.name, models, stages}
 }
 
-function toOptimizerConfig(o: ReturnType<typeof resolveStage>['optimizer']) {
-  return {type: o.name, lr: o.lr, weightDecay: o.weight_decay, betas: o.betas, eps: o.eps, momentum: o.momentum}
+async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, options: MeasureOptions): Promise<StageMeasurement> {
+  const stage = m.report.stage
+  const optimizer = new Optimizer(m.spec.store, optimizerConfig(s))
+  const ema = s.ema_decay !== null && s.ema_decay > 0 ? new Ema(m.spec.store, s.ema_decay) : undefined
+  const rng = new Rng(4321)
+  const batch = Array.from({length: s.batch_size}, (_, i) => i % Math.max(1, m.spec.trainItems))
+  const group = Array.from({length: s.accum_steps}, () => batch)
+  const step = async (i: number) => {
+    const t0 = options.now()
+    await optimizerStep(m.spec, group, rng, {optimizer, clipNorm: s.grad_clip, ema, context: {stage, epoch: 0, step: i + 1}})
+    return options.now() - t0
+  }
+  try {
+    const stepMs: number[] = []
+    const max = Math.max(WARMUP_STEPS, options.warmupSteps ?? WARMUP_MAX_STEPS)
+    let warmMs = 0
+    const settled = () => {
+      if (stepMs.length < WARMUP_STEPS + 2 * WARMUP_WINDOW) return false
+      const w = WARMUP_WINDOW
+      return median(stepMs.slice(-w)) >= 0.9 * median(stepMs.slice(-2 * w, -w))
+    }
+    while (stepMs.length < WARMUP_STEPS || (stepMs.length < max && warmMs < WARMUP_BUDGET_MS && !settled())) {
+      stepMs.push(await step(stepMs.length))
+      warmMs += stepMs.at(-1)!
+    }
+    const warmupSteps = stepMs.length
+    for (let i = 0; i < Math.max(1, options.steps ?? TIMED_STEPS); i++) stepMs.push(await step(stepMs.length))
+    const measuredMs = Math.max(median(stepMs.slice(warmupSteps)), 1e-3)
+    const valMs: number[] = []
+    for (let i = 0; i < VAL_TIMED; i++) {
+      const t0 = options.now()
+      await m.spec.valLoss(batch, new Rng(1))
+      valMs.push(options.now() - t0)
+    }
+    const flops = m.report.flopsPerStep * s.accum_steps
+    return {
+      stage, batchSize: s.batch_size * s.accum_steps, stepMs, warmupSteps, measuredMs,
+      warmupExtraMs: Math.max(0, warmMs - warmupSteps * measuredMs), valBatchMs: median(valMs), flopsPerStep: flops, gflops: flops / measuredMs / 1e6,
+    }
+  } finally {
+    optimizer.dispose()
+    ema?.dispose()
+  }
 }

@@ -55,6 +55,9 @@ export interface PipelineRunOptions {
   leaderboardHtml: string | null
   wandbMode: 'online' | 'offline' | 'disabled'
   leaderboardWandb: boolean
+  /** W&B project/entity of the leaderboard run (default: the config's logging.wandb). */
+  leaderboardWandbProject?: string
+  leaderboardWandbEntity?: string
   strictExit: boolean
   /** Target GPU for the dry-run estimate (default: 'local', this machine). */
   gpu?: string

@@ -13,10 +13,12 @@ import {join, resolve} from 'node:path'
 
 import {loadConfig, resolveArchitecture, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {createRunDir, DEFAULT_RUNS_ROOT, JsonlAppender, newRunId, openRunDir, type RunDir, runDirAt, updateSummary} from '../tracking/rundir.js'
+import {wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
 import {evaluateGate} from './gates.js'
 import {baselinesOf, readLeaderboard, upsertRow, writeLeaderboard} from './leaderboard.js'
+import {publishLeaderboardRow} from './leaderboard-wandb.js'
 import {enabledStagesOf} from './stages.js'
 import {type EvalRecord, type GateRecord, patchMetadata, PIPELINE_SCHEMA_VERSION, PIPELINE_STEPS, type PipelineMetadata, type PipelineRunOptions, type PipelineStep, readPipelineMetadata, recordStep} from './metadata.js'
 import {failureLine, leaderboardRowOf, renderSummaryReport, SUCCESS_LINE} from './report.js'
@@ -30,6 +32,8 @@ export interface PipelineDeps {
   cwd: string
   runsRoot?: string
   onProgress?: (line: string) => void
+  /** W&B side effects for --leaderboard-wandb; without them nothing is published. */
+  wandb?: WandbDeps
 }
 
 export interface PipelineResult {
@@ -193,7 +197,14 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
     else {
       const row = leaderboardRowOf(meta)
       await writeLeaderboard(upsertRow(await readLeaderboard(options.leaderboardCsv), row), options.leaderboardCsv, options.leaderboardHtml)
-      const mirrored = options.leaderboardWandb ? ' (--leaderboard-wandb: not available in this build; the CSV is the record)' : ''
+      let mirrored = ''
+      if (options.leaderboardWandb) {
+        const fromConfig = wandbSettingsFromConfig(config)
+        const target = {project: options.leaderboardWandbProject ?? fromConfig?.project, entity: options.leaderboardWandbEntity ?? fromConfig?.entity}
+        const files = [options.leaderboardCsv, ...(options.leaderboardHtml ? [options.leaderboardHtml] : [])]
+        const published = deps.wandb ? await publishLeaderboardRow(row, files, target, deps.wandb) : {detail: 'W&B leaderboard not sent: no W&B client'}
+        mirrored = `; ${published.detail}`
+      }
       await record('leaderboard', 'done', `${row.label} row for ${dir.id} in ${options.leaderboardCsv}${mirrored}`)
     }
 

@@ -120,6 +120,32 @@ function chunk<T>(xs: T[], n: number): T[][] {
   return out
 }
 
+/**
+ * One optimizer step of the loop: the loss of each micro-batch (built by the stage, inputs freed
+ * after its backward), accumulated, then clipped, applied and folded into the EMA. The dry-run
+ * times exactly this (pipeline/measure.ts), so its estimate measures what training runs.
+ */
+export async function optimizerStep(
+  spec: StageSpec,
+  group: number[][],
+  rng: Rng,
+  o: Omit<Parameters<typeof applyAccumulatedAsync>[1], 'store'>,
+  injectNaN = false,
+): Promise<{result: Awaited<ReturnType<typeof applyAccumulatedAsync>>; items: number}> {
+  const acc = new GradientAccumulator(spec.store)
+  let items = 0
+  for (const [m, batch] of group.entries()) {
+    const closure = spec.trainLoss(batch, rng)
+    try {
+      await acc.addAsync(injectNaN && m === 0 ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
+    } finally {
+      closure.dispose()
+    }
+    items += batch.length
+  }
+  return {result: await applyAccumulatedAsync(acc, {...o, store: spec.store}), items}
+}
+
 export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   const {spec, settings, checkpointsDir: dir, logger} = o
   const stage = spec.stage
@@ -217,19 +243,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       let normSum = 0
       let items = 0
       for (let g = 0; g < groups.length; g++) {
-        const acc = new GradientAccumulator(spec.store)
-        let groupItems = 0
-        for (const [m, batch] of groups[g].entries()) {
-          const closure = spec.trainLoss(batch, rng)
-          const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0 && m === 0
-          try {
-            await acc.addAsync(inject ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
-          } finally {
-            closure.dispose()
-          }
-          groupItems += batch.length
-        }
-        const r = await applyAccumulatedAsync(acc, {store: spec.store, optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}})
+        const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0
+        const {result: r, items: groupItems} = await optimizerStep(spec, groups[g], rng, {optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}}, inject)
         step += 1
         lossSum += r.loss * groupItems
         normSum += r.gradNorm

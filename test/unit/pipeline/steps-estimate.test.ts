@@ -4,7 +4,10 @@ import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {loadConfig} from '../../../src/config/index.js'
-import {estimateStage, estimateLine, targetStepSeconds, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S, type DataShape} from '../../../src/pipeline/estimate-math.js'
+import {
+  estimateEvaluation, estimateLatentCache, estimateStage, estimateLine, stepsPerEpochOf, targetStepSeconds, EPOCH_OVERHEAD_S, EVAL_OVERHEAD_S, GPU_EFFICIENCY,
+  GPU_STEP_OVERHEAD_S, STAGE_OVERHEAD_S, VALIDATION_CAP, type DataShape,
+} from '../../../src/pipeline/estimate-math.js'
 import {resolveTarget} from '../../../src/pipeline/estimate.js'
 import {findGpu} from '../../../src/pipeline/gpus.js'
 import {flattenMetrics, readEvaluationResults, realPipelineSteps} from '../../../src/pipeline/steps.js'
@@ -60,13 +63,36 @@ describe('estimate arithmetic', () => {
     assert.ok(Math.abs(targetStepSeconds(flops, 0.5, a100) - expected) < 1e-12)
   })
 
-  it('time per stage = epochs x (steps/epoch x step + validation) + stage overhead', () => {
+  it('time per stage = epochs x (steps/epoch x step + validation + epoch overhead) + warm-up + stage overhead', () => {
     const e = estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20}, shape, local)
     assert.equal(e.stepsPerEpoch, Math.ceil((100 * 10) / 8))
     const val = Math.ceil((10 * 10) / 8)
-    assert.ok(Math.abs(e.seconds - (3 * (125 * 0.02 + (val * 0.02) / 3) + 1)) < 1e-9)
+    assert.equal(e.validationBatches, val)
+    assert.ok(Math.abs(e.seconds - (3 * (125 * 0.02 + (val * 0.02) / 3 + EPOCH_OVERHEAD_S) + STAGE_OVERHEAD_S)) < 1e-9)
+    // Measured validation batch and warm-up replace the defaults (local backend).
+    const m = estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20, localValBatchMs: 4, warmupExtraMs: 500}, shape, local)
+    assert.equal(m.warmupSeconds, 0.5)
+    assert.ok(Math.abs(m.seconds - (3 * (125 * 0.02 + val * 0.004 + EPOCH_OVERHEAD_S) + 0.5 + STAGE_OVERHEAD_S)) < 1e-9)
+    // On a GPU the local warm-up does not carry over.
+    assert.equal(estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20, warmupExtraMs: 500}, shape, a100).warmupSeconds, 0)
+  })
+
+  it('counts optimizer steps as the loop does: batches of batch_size, grouped by accum_steps; validation by batch_size', () => {
+    // 1100 frames: 110 batches of 10 in groups of 4 -> 28 steps.
+    assert.equal(stepsPerEpochOf(1100, 10, 4), 28)
+    assert.equal(stepsPerEpochOf(1001, 10, 1), 101)
+    assert.equal(stepsPerEpochOf(0, 10, 1), 1)
     const ae = estimateStage({stage: 'autoencoder', epochs: 1, batchSize: 10, accumSteps: 2, flopsPerStep: 1e6, localStepMs: 20}, shape, local)
     assert.equal(ae.stepsPerEpoch, Math.ceil((100 * 11) / 20))
+    assert.equal(ae.validationBatches, Math.ceil((10 * 11) / 10), 'validation batches are batch_size, not batch x accum')
+    const big: DataShape = {...shape, valSamples: 1000}
+    assert.equal(estimateStage({stage: 'autoencoder', epochs: 1, batchSize: 16, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20}, big, local).validationBatches, Math.ceil(VALIDATION_CAP / 16), 'validation is capped as in the loop')
+  })
+
+  it('latent cache encodes every frame of every split; evaluation is forward batches x (rollout + 2) + overhead per pass', () => {
+    assert.ok(Math.abs(estimateLatentCache(shape, 8, 0.01) - Math.ceil((120 * 11) / 8) * 0.01) < 1e-12)
+    assert.ok(Math.abs(estimateEvaluation(0.01, shape, 8, 5, 2) - 2 * (2 * 7 * 0.01 + EVAL_OVERHEAD_S)) < 1e-12)
+    assert.equal(estimateEvaluation(0.01, shape, 8, 5, 0), 0)
   })
 
   it('prints the runbook\'s line and resolves GPUs by any spelling', async () => {
