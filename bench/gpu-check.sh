@@ -34,6 +34,12 @@ gzip -dc "$PACK/node.gz" >"$WORK/node" || die "cannot unpack node.gz"
 chmod +x "$WORK/node"
 gzip -dc "$PACK/dawn.node.gz" >"$WORK/app/node_modules/webgpu/dist/linux-x64/dawn.node" || die "cannot unpack dawn.node.gz"
 
+if ls "$PACK"/debs/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "unpacking the Vulkan loader and glvnd (.debs) into / for the NVIDIA ICD"
+  for f in "$PACK"/debs/*.deb; do dpkg -x "$f" / || say "warning: could not unpack $f"; done
+  ldconfig || true
+fi
+
 echo "== host"
 uname -srm
 glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')

@@ -119,6 +119,11 @@ gzip -9 -c "$STAGE/node" >"$PACK/node.gz"
 gzip -9 -c "$STAGE/$DAWN" >"$PACK/dawn.node.gz"
 rm "$STAGE/$DAWN"
 tar czf "$PACK/app.tar.gz" -C "$STAGE" app lib
+# The loader-side libraries NVIDIA's Vulkan ICD needs at system level (glvnd's libEGL and
+# libGLdispatch): on an H200 host the driver loaded only once these were unpacked into / and
+# ldconfig had run; on LD_LIBRARY_PATH alone it did not. gpu-check.sh unpacks them when root.
+mkdir -p "$PACK/debs"
+(cd "$PACK/debs" && apt-get download -qq libglvnd0 libegl1 libvulkan1 >/dev/null 2>&1) || log "warning: could not download libglvnd0/libegl1/libvulkan1 .debs; the GPU host must have them"
 {
   echo "node $("$STAGE/node" --version)"
   echo "webgpu $(node -p "require('$NM/webgpu/package.json').version")"
