@@ -51,21 +51,32 @@ export async function saveInstanceLogs(
 export interface SavedCheckpoints {
   remotePath: string
   localPath: string | null
+  /** The run's own files saved beside them (in `<dir>/run-files`): what `ups resume RUN` opens. */
+  runFiles: string[]
   error?: string
 }
 
+/** Run-directory files `ups resume RUN` needs besides the checkpoints. */
+export const RUN_FILES = ['metadata.json', 'config.resolved.yaml', 'summary.json', 'history.jsonl']
+
 /** Tries to copy the run's checkpoints off the instance; says why when it cannot. */
 export async function saveCheckpoints(provider: Provider, id: number, runId: string, dir: string): Promise<SavedCheckpoints> {
-  const remotePath = `${REMOTE_APP_DIR}/artifacts/runs/${runId}/checkpoints`
-  if (!provider.copyFrom) return {remotePath, localPath: null, error: `the ${provider.name} provider cannot copy files`}
+  const runDir = `${REMOTE_APP_DIR}/artifacts/runs/${runId}`
+  const remotePath = `${runDir}/checkpoints`
+  if (!provider.copyFrom) return {remotePath, localPath: null, runFiles: [], error: `the ${provider.name} provider cannot copy files`}
   const localPath = join(dir, 'checkpoints')
   try {
     // Trailing slash: rsync copies the folder's contents into localPath.
     await provider.copyFrom(id, `${remotePath}/`, localPath)
-    return {remotePath, localPath}
   } catch (error) {
-    return {remotePath, localPath: null, error: (error as Error).message}
+    return {remotePath, localPath: null, runFiles: [], error: (error as Error).message}
   }
+  const runFiles: string[] = []
+  for (const name of RUN_FILES) {
+    // Best effort, one file at a time: a run that never logged has no history.jsonl, say.
+    await provider.copyFrom(id, `${runDir}/${name}`, join(dir, 'run-files')).then(() => runFiles.push(name), () => undefined)
+  }
+  return {remotePath, localPath, runFiles}
 }
 
 /** A small JSON note next to the saved logs: what happened and why. */
@@ -110,7 +121,7 @@ export async function listFiles(dir: string): Promise<{files: string[]; bytes: n
 export async function restoreCheckpoints(
   provider: Provider,
   id: number,
-  options: {localDir: string; runId: string; stageDir: string; workdir?: string},
+  options: {localDir: string; runId: string; stageDir: string; workdir?: string; runFilesDir?: string},
 ): Promise<RestoredCheckpoints> {
   const workdir = options.workdir ?? REMOTE_APP_DIR
   const runDir = posix.join(workdir, 'artifacts', 'runs', options.runId)
@@ -128,6 +139,13 @@ export async function restoreCheckpoints(
     const to = join(ckptStage, inside, 'checkpoints', f)
     await mkdir(dirname(to), {recursive: true})
     await link(join(options.localDir, f), to).catch(() => copyFile(join(options.localDir, f), to))
+  }
+  // The run's own files (metadata.json ...) travel with the checkpoints, at the run folder's root.
+  const runFiles = options.runFilesDir ? (await listFiles(options.runFilesDir).catch(() => ({files: [] as string[]}))).files : []
+  for (const f of runFiles) {
+    const to = join(ckptStage, inside, f)
+    await mkdir(dirname(to), {recursive: true})
+    await link(join(options.runFilesDir!, f), to).catch(() => copyFile(join(options.runFilesDir!, f), to))
   }
   await writeJsonAtomic(join(markerStage, inside, RESTORE_MARKER), {run_id: options.runId, files: files.length, bytes})
   try {

@@ -178,7 +178,7 @@ async function restoreOnto(newId: number, localDir: string, runId: string, dir: 
     const runDir = `${REMOTE_APP_DIR}/artifacts/runs/${runId}`
     return {remotePath: `${runDir}/checkpoints`, markerPath: `${runDir}/${RESTORE_MARKER}`, restored: false, files: files.length, bytes, error: `copy failed: ${error.message}`}
   }
-  const r = await restoreCheckpoints(deps.provider, newId, {localDir, runId, stageDir: join(dir, 'restore')})
+  const r = await restoreCheckpoints(deps.provider, newId, {localDir, runId, stageDir: join(dir, 'restore'), runFilesDir: join(dir, 'run-files')})
   deps.onStage?.('verify', r.restored ? `restored ${r.files} checkpoint files (${r.bytes} bytes) onto instance ${newId}` : `checkpoints NOT restored: ${r.error}`)
   return r
 }

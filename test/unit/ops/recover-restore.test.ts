@@ -39,10 +39,14 @@ describe('ups recover puts the saved checkpoints back on the replacement', () =>
       mkdirSync(join(p, '..'), {recursive: true})
       writeFileSync(p, text)
     }
+    // The run's metadata: `ups resume RUN` opens the run through it.
+    writeFileSync(disk(oldId, 'workspace/ups/artifacts/runs', runId, 'metadata.json'), JSON.stringify({run_id: runId, status: 'running'}))
   }
   /** The new instance's image has /workspace (Vast's images do); rsync creates what is below it. */
   const prepareNewDisk = () => mkdirSync(disk(h.fake.read().nextInstanceId!, 'workspace'), {recursive: true})
   const copies = () => (h.fake.read().calls ?? []).filter((c) => c.argv[0] === 'copy')
+  /** The copies onto an instance (local -> ID:path). */
+  const uploads = () => copies().filter((c) => /^\d+:/.test(c.argv[2] ?? ''))
 
   test('copies them off the old instance, onto the new one under the run directory, marker last, before the resume', async () => {
     putCheckpoints()
@@ -51,15 +55,19 @@ describe('ups recover puts the saved checkpoints back on the replacement', () =>
     const newId = r.launch.instanceId!
     const runDir = disk(newId, 'workspace/ups/artifacts/runs', runId)
     for (const [name, text] of Object.entries(files)) assert.equal(readFileSync(join(runDir, 'checkpoints', name), 'utf8'), text)
+    assert.deepEqual(JSON.parse(readFileSync(join(runDir, 'metadata.json'), 'utf8')), {run_id: runId, status: 'running'}, 'the run metadata travels with the checkpoints')
+    assert.deepEqual(r.saved!.checkpoints.runFiles, ['metadata.json'], 'files the old run never wrote are skipped')
     assert.deepEqual(JSON.parse(readFileSync(join(runDir, '.restore-complete'), 'utf8')), {run_id: runId, files: 2, bytes})
     assert.deepEqual({...r.restored, error: r.restored!.error ?? null}, {
       remotePath: `/workspace/ups/artifacts/runs/${runId}/checkpoints`, markerPath: `/workspace/ups/artifacts/runs/${runId}/.restore-complete`,
       restored: true, files: 2, bytes, error: null,
     })
-    // Three copies: off the old instance, the checkpoints onto the new one, then the marker.
-    const c = copies()
+    // Off the old instance (checkpoints, then each run file), the checkpoints onto the new one, then the marker.
+    const all = copies()
+    assert.equal(all[0].argv[1], `${oldId}:/workspace/ups/artifacts/runs/${runId}/checkpoints/`)
+    assert.deepEqual(all.slice(1, 5).map((x) => x.argv[1].split('/').pop()), ['metadata.json', 'config.resolved.yaml', 'summary.json', 'history.jsonl'])
+    const c = [all[0], ...all.slice(5)]
     assert.equal(c.length, 3)
-    assert.equal(c[0].argv[1], `${oldId}:/workspace/ups/artifacts/runs/${runId}/checkpoints/`)
     assert.match(c[1].argv[1], /checkpoints\/$/)
     assert.equal(c[1].argv[2], `${newId}:/workspace/`)
     assert.match(c[2].argv[1], /marker\/$/)
@@ -91,7 +99,7 @@ describe('ups recover puts the saved checkpoints back on the replacement', () =>
     assert.equal(r.restored!.files, 2)
     assert.equal(r.restored!.bytes, bytes)
     assert.match(r.restored!.error!, /^copy failed: vastai copy .* did not copy: rsync: \[Receiver\] mkdir "\/workspace\/" .*No such file or directory/)
-    assert.equal(copies().length, 2, 'no marker after a failed checkpoint copy')
+    assert.equal(uploads().length, 1, 'no marker after a failed checkpoint copy')
     const insts = h.fake.read().instances
     assert.equal(insts.find((i) => i.id === oldId)!.destroyed, true)
     const {launches} = await readLaunchRecords(h.deps.launchesFile)
@@ -108,7 +116,7 @@ describe('ups recover puts the saved checkpoints back on the replacement', () =>
     assert.ok(r.launch.instanceId)
     assert.equal(r.restored!.restored, false)
     assert.match(r.restored!.error!, /^copy failed: Instance \d+ did not reach running within 120 s \(last status: loading/)
-    assert.equal(copies().length, 1, 'only the copy off the old instance')
+    assert.equal(uploads().length, 0, 'only the copies off the old instance')
   })
 
   test('nothing saved: no restore step, and the replacement does not wait for one', async () => {
