@@ -2,14 +2,11 @@
  * Stage `consistency_distill`: a one-step student distilled from the corrector's multi-step
  * sampling (training.distill_num_taus teacher steps), operator and teacher frozen.
  */
-import * as tf from '@tensorflow/tfjs'
-
 import type {ConsistencyStudent} from '../models/consistency.js'
 import type {ResidualCorrector} from '../models/corrector.js'
 import type {LatentOperator} from '../models/operator.js'
 import type {LatentPairs} from './latent-items.js'
-import {residualBatch} from './operator.js'
-import {readScalar} from '../step.js'
+import {residualStage} from './operator.js'
 import type {StageSpec} from './types.js'
 
 export function consistencyStage(
@@ -21,26 +18,12 @@ export function consistencyStage(
   dt: number,
   teacherSteps: number,
 ): StageSpec {
-  return {
-    stage: 'consistency_distill',
-    store: student.store,
-    trainItems: train.count,
-    valItems: val.count,
-    trainLoss(indices, rng) {
-      const {cond, residual} = residualBatch(op, train, indices, dt)
-      const loss = student.distillationLossFn(teacher, cond, residual, rng, teacherSteps)
-      return {fn: loss, dispose: () => (loss.dispose(), tf.dispose([cond, residual]))}
-    },
-    async valLoss(indices, rng) {
-      const {cond, residual} = residualBatch(op, val, indices, dt)
-      const loss = student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, {training: false})
-      try {
-        return await readScalar(() => loss())
-      } finally {
-        loss.dispose()
-        tf.dispose([cond, residual])
-      }
-    },
-    dispose: () => undefined,
-  }
+  return residualStage(
+    'consistency_distill',
+    student.store,
+    (cond, residual, rng, training) =>
+      training ? student.distillationLossFn(teacher, cond, residual, rng, teacherSteps) : student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, {training: false}),
+    op,
+    {train, val, dt},
+  )
 }

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs'
 import {type LossWeights, trainingLoss} from '../losses.js'
 import type {LatentOperator} from '../models/operator.js'
 import type {LatentPairs} from './latent-items.js'
+import type {Rng} from '../rng.js'
 import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
@@ -39,4 +40,42 @@ export function residualBatch(op: LatentOperator, pairs: LatentPairs, indices: n
   })
   tf.dispose([z0, z1])
   return out
+}
+
+/** A loss over (cond, residual) batches; `training` is false for validation (no dropout). */
+export type ResidualLossFn = (cond: tf.Tensor3D, residual: tf.Tensor3D, rng: Rng, training: boolean) => (() => tf.Scalar) & {dispose(): void}
+
+/**
+ * The spec of a stage trained on the frozen operator's residuals (diff_residual,
+ * consistency_distill): the same batches, train and validation, with its own loss.
+ */
+export function residualStage(
+  stage: StageSpec['stage'],
+  store: StageSpec['store'],
+  lossFn: ResidualLossFn,
+  op: LatentOperator,
+  data: {train: LatentPairs; val: LatentPairs; dt: number},
+): StageSpec {
+  return {
+    stage,
+    store,
+    trainItems: data.train.count,
+    valItems: data.val.count,
+    trainLoss(indices, rng) {
+      const {cond, residual} = residualBatch(op, data.train, indices, data.dt)
+      const loss = lossFn(cond, residual, rng, true)
+      return {fn: loss, dispose: () => (loss.dispose(), tf.dispose([cond, residual]))}
+    },
+    async valLoss(indices, rng) {
+      const {cond, residual} = residualBatch(op, data.val, indices, data.dt)
+      const loss = lossFn(cond, residual, rng, false)
+      try {
+        return await readScalar(() => loss())
+      } finally {
+        loss.dispose()
+        tf.dispose([cond, residual])
+      }
+    },
+    dispose: () => undefined,
+  }
 }
