@@ -7,6 +7,7 @@
  * the simulator through loadSimulatorForEval, so this file needs no change when they land.
  * Run alone: node --import tsx bench/quality.ts [--samples 300] [--budget-minutes 30]
  */
+import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
@@ -31,6 +32,10 @@ export interface QualityBenchOptions {
   workDir?: string
   resultsPath?: string
   trainer?: Trainer
+  /** Extra config overrides (`key=value`, as --set), applied after the data root. */
+  overrides?: string[]
+  /** Reuse the data in workDir when it is already there (default: generate afresh). */
+  reuseData?: boolean
   /** Default: loadSimulatorForEval (the engine). */
   loadSimulator?: typeof loadSimulatorForEval
   log?: (line: string) => void
@@ -86,10 +91,12 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
   await mkdir(checkpointsDir, {recursive: true})
 
   log(`generating burgers1d: ${data.samples} trajectories, nx ${data.nx}, nt ${data.nt}, nu ${data.nu}`)
-  await generateDataset({task: 'burgers1d', outDir: root, ...data, splits: {train: 0.8, val: 0.1, test: 0.1}})
+  if (!(options.reuseData && existsSync(join(root, 'burgers1d_test.h5')))) {
+    await generateDataset({task: 'burgers1d', outDir: root, ...data, splits: {train: 0.8, val: 0.1, test: 0.1}})
+  }
 
   const configPath = join('configs', 'train_burgers_32dim.yaml')
-  const {config} = await loadConfig(configPath, {overrides: [`data.root=${root}`, 'logging.wandb.enabled=false']})
+  const {config} = await loadConfig(configPath, {overrides: [`data.root=${root}`, 'logging.wandb.enabled=false', ...(options.overrides ?? [])]})
   const trainer = options.trainer ?? (await defaultTrainer())
   const t0 = performance.now()
   await trainer(config, {checkpointsDir, timeBudgetSeconds: budgetMinutes * 60, log})
@@ -140,5 +147,6 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     const i = process.argv.indexOf(name)
     return i > 0 ? Number(process.argv[i + 1]) : undefined
   }
-  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes')})
+  const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]] : []))
+  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes'), overrides: sets, reuseData: process.argv.includes('--reuse-data')})
 }

@@ -101,8 +101,8 @@ export interface Norm {
 }
 
 /** LayerNorm over the last axis of a 2-D tensor. */
-export function createLayerNorm(store: ParamStore, name: string, dim: number, eps = 1e-5): Norm {
-  const g = store.add(`${name}/g`, [dim], {kind: 'ones'})
+export function createLayerNorm(store: ParamStore, name: string, dim: number, eps = 1e-5, gain: 'ones' | 'zeros' = 'ones'): Norm {
+  const g = store.add(`${name}/g`, [dim], {kind: gain})
   const b = store.add(`${name}/b`, [dim], {kind: 'zeros'})
   return {
     apply: (x) => {

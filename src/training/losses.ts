@@ -74,13 +74,21 @@ export function energySpectrum(x: tf.Tensor): tf.Tensor2D {
 }
 
 /**
- * Relative spectral-energy error: sum_k |E_pred(k) - E_true(k)| / sum_k E_true(k) over the batch.
- * Scale-free, so lambda_spectral means the same for any field amplitude.
+ * Energy floor per spectrum row, against training data normalised to unit variance (whose rows
+ * hold ~0.5): a batch of near-silent frames (a wave decayed to 1e-6 of its start) would
+ * otherwise divide by ~0, and one such validation batch outweighed every other by 1000x.
  */
-export function spectralEnergyError(pred: tf.Tensor, target: tf.Tensor, eps = 1e-8): tf.Scalar {
+export const SPECTRAL_ENERGY_FLOOR = 1e-3
+
+/**
+ * Relative spectral-energy error: sum_k |E_pred(k) - E_true(k)| / sum_k E_true(k) over the batch
+ * (the denominator at least SPECTRAL_ENERGY_FLOOR per row). Scale-free for fields of normal
+ * size, so lambda_spectral means the same for any field amplitude.
+ */
+export function spectralEnergyError(pred: tf.Tensor, target: tf.Tensor, floorPerRow = SPECTRAL_ENERGY_FLOOR): tf.Scalar {
   const ep = energySpectrum(pred)
   const et = energySpectrum(target)
-  return tf.div(tf.sum(tf.abs(tf.sub(ep, et))), tf.add(tf.sum(et), eps))
+  return tf.div(tf.sum(tf.abs(tf.sub(ep, et))), tf.maximum(tf.sum(et), floorPerRow * et.shape[0]))
 }
 
 export interface LossParts {

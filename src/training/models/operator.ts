@@ -146,7 +146,10 @@ export class LatentOperator implements ModelInfo {
     }
     this.finalNorm = createLayerNorm(store, `${p}/final_norm`, h)
     this.output = createLinear(store, `${p}/output`, h, inputDim)
-    this.outNorm = createLayerNorm(store, `${p}/out_norm`, inputDim)
+    // Zero gain: the operator starts as persistence (z_next = z) and learns the update from
+    // there; a unit gain starts every step with a full-variance random jump, which takes
+    // thousands of optimizer steps to unlearn before the model beats persistence.
+    this.outNorm = createLayerNorm(store, `${p}/out_norm`, inputDim, 1e-5, 'zeros')
   }
 
   /** One transformer layer on x [B*T, C]. */

@@ -68,6 +68,16 @@ describe('losses', () => {
     assert.ok(Math.abs(spectralEnergyError(tf.mul(x, 2), x).dataSync()[0] - 3) < 1e-4)
   })
 
+  it('the spectral error of near-silent frames is bounded by the energy floor, not divided by ~0', async () => {
+    await resolveBackend('cpu')
+    const n = 16
+    const silent = tf.tensor2d(Array.from({length: n}, (_, i) => 1e-6 * Math.sin((2 * Math.PI * i) / n)), [1, n])
+    const off = tf.add(silent, 1e-2) as tf.Tensor2D
+    // |E_pred - E_true| ~ 1e-4 (the 0.01 offset's energy) over the floor 1e-3, not over ~1e-12.
+    const e = spectralEnergyError(off, silent).dataSync()[0]
+    assert.ok(Math.abs(e - 0.1) < 1e-3, `${e}`)
+  })
+
   it('nRMSE is the per-sample relative error', async () => {
     await resolveBackend('cpu')
     const t = tf.tensor2d([[3, 4], [1, 0]])

@@ -32,9 +32,13 @@ for (const backend of BACKENDS) {
       const op = new LatentOperator(store, tinyOp)
       const z0 = randn(rng, [B, T, D]) as tf.Tensor3D
       const z1 = randn(rng, [B, T, D]) as tf.Tensor3D
+      const out0 = op.forward(z0, [0.1, 0.2])
+      assert.deepEqual(out0.shape, [B, T, D])
+      // The output LayerNorm's gain starts at zero: an untrained operator is persistence.
+      assert.deepEqual(Array.from(out0.dataSync()), Array.from(z0.dataSync()))
+      // With a unit gain (as after training moves it), z_next - z is a LayerNorm output: zero mean per token.
+      store.get('operator/out_norm/g').assign(tf.ones([D]))
       const out = op.forward(z0, [0.1, 0.2])
-      assert.deepEqual(out.shape, [B, T, D])
-      // z_next - z is a LayerNorm output: zero mean per token at init (gain 1, bias 0).
       const delta = tf.sub(out, z0)
       const tokenMeans = tf.mean(delta, -1).dataSync()
       for (const m of tokenMeans) assert.ok(Math.abs(m) < 1e-4)
@@ -44,6 +48,7 @@ for (const backend of BACKENDS) {
       // An odd token count exercises the padded downsampling and non-2x upsampling.
       const store2 = new ParamStore(new Rng(3))
       const op2 = new LatentOperator(store2, {...tinyOp, tokens: 5})
+      store2.get('operator/out_norm/g').assign(tf.ones([D]))
       assert.deepEqual(op2.levelTokens, [5, 3, 2])
       assert.deepEqual(op2.forward(randn(rng, [B, 5, D]) as tf.Tensor3D, 0.1).shape, [B, 5, D])
       const z5 = randn(rng, [B, 5, D]) as tf.Tensor3D

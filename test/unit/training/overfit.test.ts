@@ -21,7 +21,7 @@ it('the latent operator overfits a tiny synthetic batch (loss drops by more than
   const z1 = tf.add(tf.mul(z0, 0.8), tf.mul(tf.concat([z0.slice([0, 1, 0], [4, 7, 8]), z0.slice([0, 0, 0], [4, 1, 8])], 1), 0.3)) as tf.Tensor3D
   const optimizer = new Optimizer(store, {type: 'adam', lr: 1e-2})
   const losses: number[] = []
-  for (let step = 0; step < 70; step++) {
+  for (let step = 0; step < 150; step++) {
     const r = trainStep({store, optimizer, lossFns: [() => trainingLoss(op.forward(z0, 0.05), z1)], context: {stage: 'operator', epoch: 0, step}})
     losses.push(r.loss)
   }
