@@ -11,9 +11,10 @@ import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
-import {loadConfig} from '../src/config/index.js'
+import {loadConfig, resolveStage, type StageName} from '../src/config/index.js'
 import {trainingConfigHash} from '../src/config/resolve.js'
 import type {UpsConfig} from '../src/config/schema.js'
+import {enabledStagesOf} from '../src/pipeline/stages.js'
 import {generateDataset, openDataset} from '../src/data/index.js'
 import {evaluate, type EvalResult, loadSimulatorForEval, writeEvalReport} from '../src/training/eval-index.js'
 import {writeJsonAtomic} from '../src/util/fs.js'
@@ -34,6 +35,8 @@ export interface QualityBenchOptions {
   trainer?: Trainer
   /** Extra config overrides (`key=value`, as --set), applied after the data root. */
   overrides?: string[]
+  /** Scale the config's epochs to fit budgetMinutes (default true). */
+  fitEpochs?: boolean
   /** Reuse the data in workDir when it is already there (default: generate afresh). */
   reuseData?: boolean
   /** Default: loadSimulatorForEval (the engine). */
@@ -47,6 +50,8 @@ export interface QualityBenchResult {
   config: string
   configHash: string
   budgetMinutes: number
+  /** Epochs trained per stage (the config's, fitted to the budget). */
+  epochs: Record<string, number>
   trainSeconds: number
   evalSeconds: number
   testSamples: number
@@ -90,13 +95,18 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
   const checkpointsDir = join(work, 'checkpoints')
   await mkdir(checkpointsDir, {recursive: true})
 
-  log(`generating burgers1d: ${data.samples} trajectories, nx ${data.nx}, nt ${data.nt}, nu ${data.nu}`)
   if (!(options.reuseData && existsSync(join(root, 'burgers1d_test.h5')))) {
+    log(`generating burgers1d: ${data.samples} trajectories, nx ${data.nx}, nt ${data.nt}, nu ${data.nu}`)
     await generateDataset({task: 'burgers1d', outDir: root, ...data, splits: {train: 0.8, val: 0.1, test: 0.1}})
   }
 
   const configPath = join('configs', 'train_burgers_32dim.yaml')
-  const {config} = await loadConfig(configPath, {overrides: [`data.root=${root}`, 'logging.wandb.enabled=false', ...(options.overrides ?? [])]})
+  const baseOverrides = [`data.root=${root}`, 'logging.wandb.enabled=false', ...(options.overrides ?? [])]
+  const loaded = await loadConfig(configPath, {overrides: baseOverrides})
+  // The config's epochs take ~2 h on 2 CPU cores; fit them to the budget with the dry-run's own
+  // measured estimate (see fitEpochsToBudget), unless the caller set them.
+  const plan = options.fitEpochs === false ? null : await planEpochs(loaded.config, budgetMinutes * 60, log)
+  const {config} = plan ? await loadConfig(configPath, {overrides: [...baseOverrides, ...plan.overrides]}) : loaded
   const trainer = options.trainer ?? (await defaultTrainer())
   const t0 = performance.now()
   await trainer(config, {checkpointsDir, timeBudgetSeconds: budgetMinutes * 60, log})
@@ -122,6 +132,7 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
   const ratio = r.ratios.persistence.oneStep
   const result: QualityBenchResult = {
     task: 'burgers1d', data, config: configPath, configHash: trainingConfigHash(config), budgetMinutes,
+    epochs: Object.fromEntries(enabledStagesOf(config).map((s) => [s, resolveStage(config, s).epochs])),
     trainSeconds: round(trainSeconds), evalSeconds: round(evalSeconds), testSamples: r.samples,
     oneStepNrmse: r.model.oneStep.nrmse,
     persistenceOneStepNrmse: r.baselines.persistence.oneStep.nrmse,
@@ -141,6 +152,56 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
 }
 
 const round = (v: number) => Number(v.toFixed(1))
+
+/** Per stage: the config's epochs and the measured seconds one epoch takes on this machine. */
+export interface StageCost {
+  stage: string
+  epochs: number
+  secondsPerEpoch: number
+}
+
+/**
+ * Epochs per stage so training fits `budgetSeconds` (after `fixedSeconds` of latent cache,
+ * evaluation and start-up). A stage whose configured epochs cost at most `keepShare` of the
+ * budget keeps them (the autoencoder: minutes, and every later stage rests on its
+ * reconstruction); the others share what is left in proportion to their configured time, at
+ * least one epoch each. Pure.
+ */
+export function fitEpochsToBudget(stages: StageCost[], budgetSeconds: number, fixedSeconds = 0, keepShare = 0.1): Record<string, number> {
+  const out: Record<string, number> = {}
+  let left = budgetSeconds - fixedSeconds
+  const scaled: StageCost[] = []
+  for (const s of stages) {
+    const full = s.epochs * s.secondsPerEpoch
+    if (full <= keepShare * budgetSeconds) {
+      out[s.stage] = s.epochs
+      left -= full
+    } else {
+      scaled.push(s)
+    }
+  }
+  const fullScaled = scaled.reduce((a, s) => a + s.epochs * s.secondsPerEpoch, 0)
+  const factor = fullScaled > 0 ? Math.min(1, Math.max(0, left) / fullScaled) : 1
+  for (const s of scaled) out[s.stage] = Math.max(1, Math.floor(s.epochs * factor))
+  return out
+}
+
+/** Measures the config's steps (as `ups dry-run --gpu local` does) and fits its epochs to the budget. */
+async function planEpochs(config: UpsConfig, budgetSeconds: number, log: (line: string) => void): Promise<{overrides: string[]; epochs: Record<string, number>}> {
+  const {estimateRun} = await import('../src/pipeline/estimate.js')
+  const est = await estimateRun(config, {gpu: 'local', evalPasses: 1}, {cwd: process.cwd(), now: () => performance.now()})
+  const costs = est.stages.map((s) => ({stage: s.stage, epochs: s.epochs, secondsPerEpoch: (s.seconds - s.warmupSeconds) / Math.max(1, s.epochs)}))
+  const fixed = est.latentCacheSeconds + est.evaluation.seconds + est.overheadSeconds
+  const epochs = fitEpochsToBudget(costs, budgetSeconds, fixed)
+  const overrides: string[] = []
+  for (const [stage, e] of Object.entries(epochs)) {
+    overrides.push(`stages.${stage}.epochs=${e}`)
+    // A cosine schedule spans the epochs actually trained.
+    if (resolveStage(config, stage as StageName).scheduler.name === 'cosineannealinglr') overrides.push(`stages.${stage}.scheduler.t_max=${e}`)
+  }
+  log(`budget ${(budgetSeconds / 60).toFixed(0)} min (the config's epochs: ${(est.totalSeconds / 60).toFixed(0)} min here): epochs ${Object.entries(epochs).map(([s, e]) => `${s} ${e}`).join(', ')}`)
+  return {overrides, epochs}
+}
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const arg = (name: string) => {

@@ -21,6 +21,8 @@ export interface StageState {
   /** sha256 of weights.bin of `<stage>.ckpt`, `<stage>_best.ckpt`, `<stage>_ema.ckpt`. */
   checkpoints: {last?: string; best?: string; ema?: string}
   step_time_ms?: number | null
+  /** diff_residual: the operator's residual RMS the correctors' residuals are divided by. */
+  residual_scale?: number
 }
 
 export interface DataState {

@@ -117,6 +117,7 @@ export async function loadSimulator(config: UpsConfig, checkpointsDir: string, o
   const C = d.channels
   const zTensor = (z: Latent): tf.Tensor3D => tf.tensor3d(z.data, z.shape)
   const teacherSteps = config.training?.distill_num_taus ?? 4
+  const residualScale = state.stages.diff_residual?.residual_scale ?? 1
 
   return {
     tasks: d.tasks, gridShape: d.grid, channels: C, tokens, dim, dt: d.dt,
@@ -146,7 +147,8 @@ export async function loadSimulator(config: UpsConfig, checkpointsDir: string, o
             const rng = new Rng(o.seed ?? 0)
             const eps = teacher.noise(zPred.shape, rng)
             const r = student && !o.useTeacher ? student.sample(cond, eps) : teacher.sample(cond, eps, o.steps ?? teacherSteps)
-            return tf.add(cond, tf.mul(r, o.tau ?? 1))
+            // The correctors learned residual / residual_scale (runs before it was recorded: 1).
+            return tf.add(cond, tf.mul(r, (o.tau ?? 1) * residualScale))
           })
       : null,
     steady: prior ? (z) => latent(() => prior.forward(zTensor(z))) : null,

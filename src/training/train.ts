@@ -173,7 +173,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       current.stage = stage
       current.batch = settings.batch_size
       logger.info({stage}, `Stage ${stage}: ${settings.epochs} epochs, ${settings.optimizer.name} lr ${settings.optimizer.lr}, batch ${settings.batch_size}x${settings.accum_steps}`)
-      const {spec, free} = await buildStage(stage, {config, seed, data, latents, checkpointsDir: ckptDir, lambdas})
+      const {spec, free, record} = await buildStage(stage, {config, seed, data, latents, checkpointsDir: ckptDir, lambdas, residualScale: state.stages.diff_residual?.residual_scale})
       let outcome: StageOutcome
       try {
         outcome = await runStage({
@@ -182,7 +182,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
           clock: deps.clock, logger, onProgress: deps.onProgress, fault,
           onEpoch: async (r) => {
             await recordEpoch(r, deps, {history, trainingLog, extraLog, mirror})
-            state.stages[stage] = {...stageState(r, configHash), done: false}
+            state.stages[stage] = {...stageState(r, configHash), ...record, done: false}
             await writePipelineState(ckptDir, state)
           },
         })
@@ -192,6 +192,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       const s: StageState = {
         done: true, epochs: outcome.epochsDone, steps: outcome.steps, best_val: outcome.bestVal, best_epoch: outcome.bestEpoch,
         stopped_early: outcome.stoppedEarly, config_hash: configHash, checkpoints: outcome.hashes, step_time_ms: outcome.stepTimeMs ?? prior?.step_time_ms ?? null,
+        ...record,
       }
       if (outcome.stoppedEarly) logger.info({stage}, `Stage ${stage}: early stop after epoch ${outcome.epochsDone} (no val improvement for ${settings.patience} epochs; best ${outcome.bestVal} at epoch ${outcome.bestEpoch})`)
       state.stages[stage] = s

@@ -166,6 +166,13 @@ describe('ups train resume', () => {
       assert.notDeepEqual(Array.from(z1.data), Array.from(z.data))
       const corrected = await sim.correct!(z1, {seed: 1})
       assert.deepEqual(corrected.shape, [2, 4, 4])
+      // The correctors learned residual / residual_scale; the correction is scaled back, so it is
+      // of the residual's size (~1x here; an unscaled one is of the unit noise's size, ~5x).
+      const state = JSON.parse(await readFile(join(cwd, 'ref', 'checkpoints', 'metadata.json'), 'utf8'))
+      const scale = state.stages.diff_residual.residual_scale
+      assert.ok(Number.isFinite(scale) && scale > 0 && scale < 0.5, `residual_scale ${scale}`)
+      const correctionRms = Math.sqrt(corrected.data.reduce((a, v, i) => a + (v - z1.data[i]) ** 2, 0) / corrected.data.length)
+      assert.ok(correctionRms < 3 * scale, `correction RMS ${correctionRms} vs residual scale ${scale}`)
       assert.deepEqual(Array.from((await sim.correct!(z1, {tau: 0})).data), Array.from(z1.data))
       const back = await sim.decode(z)
       assert.deepEqual(back.shape, [2, 32, 1])

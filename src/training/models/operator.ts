@@ -60,6 +60,9 @@ export function checkOperatorOptions(o: OperatorOptions): void {
   }
 }
 
+/** eps of the output LayerNorm (see the constructor). */
+export const OUT_NORM_EPS = 1
+
 interface Layer {
   attnNorm: Norm
   qkv: Linear
@@ -149,7 +152,11 @@ export class LatentOperator implements ModelInfo {
     // Zero gain: the operator starts as persistence (z_next = z) and learns the update from
     // there; a unit gain starts every step with a full-variance random jump, which takes
     // thousands of optimizer steps to unlearn before the model beats persistence.
-    this.outNorm = createLayerNorm(store, `${p}/out_norm`, inputDim, 1e-5, 'zeros')
+    // eps = 1 (not 1e-5): an update is a few percent of z, far below eps, where the norm is
+    // linear, so the update's size can differ between tokens (a shock moves, flat regions do
+    // not); with eps 1e-5 every token's update had the same RMS. Its zero mean over the latent
+    // dims is matched by the autoencoder's centred latents.
+    this.outNorm = createLayerNorm(store, `${p}/out_norm`, inputDim, OUT_NORM_EPS, 'zeros')
   }
 
   /** One transformer layer on x [B*T, C]. */

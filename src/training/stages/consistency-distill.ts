@@ -17,6 +17,7 @@ export function consistencyStage(
   val: LatentPairs,
   dt: number,
   teacherSteps: number,
+  scale = 1,
 ): StageSpec {
   return residualStage(
     'consistency_distill',
@@ -24,6 +25,6 @@ export function consistencyStage(
     (cond, residual, rng, training) =>
       training ? student.distillationLossFn(teacher, cond, residual, rng, teacherSteps) : student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, {training: false}),
     op,
-    {train, val, dt},
+    {train, val, dt, scale},
   )
 }

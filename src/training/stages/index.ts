@@ -12,7 +12,7 @@ import {buildAutoencoder, buildCorrector, buildOperator, buildSteadyPrior, build
 import {consistencyStage} from './consistency-distill.js'
 import {diffResidualStage} from './diff-residual.js'
 import {latentPairs} from './latent-items.js'
-import {operatorStage} from './operator.js'
+import {operatorStage, residualScale} from './operator.js'
 import {steadyPriorStage} from './steady-prior.js'
 import type {StageSpec} from './types.js'
 
@@ -23,6 +23,8 @@ export interface StageInputs {
   latents: Map<SplitData, LatentSplit> | null
   checkpointsDir: string
   lambdas: LossWeights
+  /** The residual scale recorded when diff_residual trained (consistency_distill reuses it). */
+  residualScale?: number
 }
 
 export const bestPath = (dir: string, stage: StageName): string => `${dir}/${stage}_best.ckpt`
@@ -41,8 +43,8 @@ async function upstream(dir: string, needed: StageName, by: StageName, load: (pa
   }
 }
 
-/** The spec of `stage` plus a function that frees every model it built. */
-export async function buildStage(stage: StageName, s: StageInputs): Promise<{spec: StageSpec; free: () => void}> {
+/** The spec of `stage`, a function that frees every model it built, and what to record in the stage's state. */
+export async function buildStage(stage: StageName, s: StageInputs): Promise<{spec: StageSpec; free: () => void; record?: {residual_scale: number}}> {
   const {config, seed, data, checkpointsDir: dir, lambdas} = s
   if (stage === 'autoencoder') {
     const ae = buildAutoencoder(config, data.gridShape, data.channels, seed)
@@ -64,16 +66,17 @@ export async function buildStage(stage: StageName, s: StageInputs): Promise<{spe
     return {spec, free: () => prior.store.dispose()}
   }
   await upstream(dir, 'operator', stage, (p) => loadWeights(op!.store, p))
+  const scale = stage === 'consistency_distill' && s.residualScale ? s.residualScale : await residualScale(op!, trainPairs, data.dt)
   if (stage === 'diff_residual') {
     const corrector = buildCorrector(config, seed)
-    return {spec: diffResidualStage(corrector, op!, trainPairs, valPairs, data.dt), free: () => (freeOp(), corrector.store.dispose())}
+    return {spec: diffResidualStage(corrector, op!, trainPairs, valPairs, data.dt, scale), free: () => (freeOp(), corrector.store.dispose()), record: {residual_scale: scale}}
   }
   const teacher = buildCorrector(config, seed)
   await upstream(dir, 'diff_residual', stage, (p) => loadWeights(teacher.store, p))
   const student = buildStudent(config, seed)
   const steps = config.training?.distill_num_taus ?? 4
   return {
-    spec: consistencyStage(student, teacher, op!, trainPairs, valPairs, data.dt, steps),
+    spec: consistencyStage(student, teacher, op!, trainPairs, valPairs, data.dt, steps, scale),
     free: () => (freeOp(), teacher.store.dispose(), student.store.dispose()),
   }
 }

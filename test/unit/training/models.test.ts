@@ -63,6 +63,8 @@ for (const backend of BACKENDS) {
       const u = randn(rng, [B, 16, 2])
       const z = ae.encode(u)
       assert.deepEqual(z.shape, [B, 4, D])
+      // Latents are centred per token (the operator's LayerNorm update has zero mean over dims).
+      for (const m of tf.mean(z, -1).dataSync()) assert.ok(Math.abs(m) < 1e-5, `token mean ${m}`)
       assert.deepEqual(ae.decode(z).shape, [B, 16, 2])
       assertGradOk(gradCheck(store, () => tf.mean(tf.square(tf.sub(ae.decode(ae.encode(u)), u)))), 'autoencoder 1-D')
 
