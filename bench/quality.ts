@@ -5,7 +5,8 @@
  * nRMSE at least 5x better than persistence, and the 20-step rollout nRMSE reported.
  * The training engine is reached through `Trainer` (default: trainPipeline, as `ups train` runs it),
  * the simulator through loadSimulatorForEval, so this file needs no change when they land.
- * Run alone: node --import tsx bench/quality.ts [--samples 300] [--budget-minutes 30]
+ * Run alone: node --import tsx bench/quality.ts [--samples 300] [--budget-minutes 30] [--reuse-data]
+ *   [--no-fit] [--set key=value ...] (--no-fit: the config's epochs as they are, or as --set puts them)
  */
 import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
@@ -65,6 +66,10 @@ export interface QualityBenchResult {
   finalStepNrmse: number | null
   linearOneStepNrmse: number | null
   reconstructionNrmse: number
+  /** Which corrector the main figures used (null: none trained). */
+  corrector: string | null
+  /** The same evaluation without the corrector (`ups eval --no-corrector`). */
+  operatorOnly: {oneStepNrmse: number; oneStepImprovementVsPersistence: number | null; rolloutNrmse: number; finalStepNrmse: number | null}
   node: string
   finishedAt: string
 }
@@ -118,9 +123,14 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
   const test = await openDataset(root, 'burgers1d', 'test', {timeStride})
   const train = await openDataset(root, 'burgers1d', 'train', {timeStride})
   let r: EvalResult
+  let plain: EvalResult
   const t1 = performance.now()
   try {
-    r = await evaluate({config, dataset: test, trainDataset: train, simulator, split: 'test', rollout, tau: config.evaluation?.tau ?? 0.5, useCorrector: true}, {now: () => performance.now()})
+    const run = (useCorrector: boolean) =>
+      evaluate({config, dataset: test, trainDataset: train, simulator, split: 'test', rollout, tau: config.evaluation?.tau ?? 0.5, useCorrector}, {now: () => performance.now()})
+    // As `ups eval` runs it (with the corrector), and the operator alone (--no-corrector).
+    r = await run(true)
+    plain = await run(false)
   } finally {
     test.close()
     train.close()
@@ -143,11 +153,18 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
     finalStepNrmse: r.model.rollout.nrmsePerStep.at(-1) ?? null,
     linearOneStepNrmse: 'skipped' in r.baselines.linear ? null : r.baselines.linear.oneStep.nrmse,
     reconstructionNrmse: r.reconstruction.nrmse,
+    corrector: r.corrector.kind,
+    operatorOnly: {
+      oneStepNrmse: plain.model.oneStep.nrmse,
+      oneStepImprovementVsPersistence: plain.ratios.persistence.oneStep,
+      rolloutNrmse: plain.model.rollout.overall.nrmse,
+      finalStepNrmse: plain.model.rollout.nrmsePerStep.at(-1) ?? null,
+    },
     node: process.version,
     finishedAt: finishedAt.toISOString(),
   }
   await writeJsonAtomic(options.resultsPath ?? join('bench', 'results', 'quality.json'), result)
-  log(`one-step nRMSE ${result.oneStepNrmse.toPrecision(3)} vs persistence ${result.persistenceOneStepNrmse.toPrecision(3)} (${ratio?.toFixed(1) ?? '-'}x, goal 5x: ${result.goalMet ? 'met' : 'NOT met'}); ${r.rolloutSteps}-step rollout nRMSE ${result.rolloutNrmse.toPrecision(3)}`)
+  log(`one-step nRMSE ${result.oneStepNrmse.toPrecision(3)} vs persistence ${result.persistenceOneStepNrmse.toPrecision(3)} (${ratio?.toFixed(1) ?? '-'}x, goal 5x: ${result.goalMet ? 'met' : 'NOT met'}); ${r.rolloutSteps}-step rollout nRMSE ${result.rolloutNrmse.toPrecision(3)}; operator alone: one-step ${result.operatorOnly.oneStepNrmse.toPrecision(3)} (${result.operatorOnly.oneStepImprovementVsPersistence?.toFixed(1) ?? '-'}x), rollout ${result.operatorOnly.rolloutNrmse.toPrecision(3)}`)
   return result
 }
 
@@ -209,5 +226,5 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     return i > 0 ? Number(process.argv[i + 1]) : undefined
   }
   const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]] : []))
-  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes'), overrides: sets, reuseData: process.argv.includes('--reuse-data')})
+  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes'), overrides: sets, reuseData: process.argv.includes('--reuse-data'), fitEpochs: !process.argv.includes('--no-fit')})
 }

@@ -126,8 +126,8 @@ export const trainingSchema = z.object({
   lambda_spectral: d(nonNeg, 'Weight of the spectral-energy loss.').optional(),
   lambda_relative: d(nonNeg, 'Weight of the relative (nRMSE) loss.').optional(),
   distill_num_taus: d(posInt, 'Teacher sampling steps distilled into one.').optional(),
-  distill_micro_batch: d(posInt, 'Micro-batch for distillation.').optional(),
-  amp: d(z.boolean(), 'Mixed precision where the backend supports it.').optional(),
+  distill_micro_batch: d(posInt, "Rows of the teacher's sampling step computed at once during consistency distillation (memory only: the result is the same).").optional(),
+  amp: d(z.boolean(), 'Mixed precision (upstream CUDA autocast). No tfjs backend trains in float16, so it has no effect here; training warns when it is set.').optional(),
   log_path: d(z.string(), 'Extra copy of the training log (JSON lines).').optional(),
   val_fraction: d(z.number().min(0).max(0.5), 'Fraction of training trajectories held out for early stopping when there is no val split.').optional(),
   tau_distribution: d(

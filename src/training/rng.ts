@@ -64,6 +64,30 @@ export class Rng {
     return Math.floor(this.uniform() * n)
   }
 
+  /** Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through Gamma(shape + 1) * U^(1/shape). */
+  gamma(shape: number): number {
+    if (shape < 1) return this.gamma(shape + 1) * (1 - this.uniform()) ** (1 / shape)
+    const d = shape - 1 / 3
+    const c = 1 / Math.sqrt(9 * d)
+    for (;;) {
+      let x: number
+      let v: number
+      do {
+        x = this.normal()
+        v = 1 + c * x
+      } while (v <= 0)
+      v = v * v * v
+      const u = 1 - this.uniform()
+      if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v
+    }
+  }
+
+  /** Beta(alpha, beta) in [0, 1], as X / (X + Y) of two gamma draws. */
+  beta(alpha: number, beta: number): number {
+    const x = this.gamma(alpha)
+    return x / (x + this.gamma(beta))
+  }
+
   fillUniform(n: number, lo = 0, hi = 1): Float32Array {
     const out = new Float32Array(n)
     for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * this.uniform()

@@ -4,11 +4,13 @@
  *   cosineannealinglr: lr = eta_min + (base - eta_min) * (1 + cos(pi * epoch / t_max)) / 2
  *   reducelronplateau: multiply by `factor` when the monitored (validation) loss has not improved
  *                      by more than `threshold` (relative) for more than `patience` epochs
+ * With `warmupEpochs` w > 0, epochs 0..w-1 ramp linearly, lr = base * (epoch + 1) / (w + 1), and
+ * the schedule above starts at epoch w as its own epoch 0 (a cosine spans t_max epochs after it).
  * State is a small JSON object saved with the checkpoint.
  */
 import {ExitCode, UserError} from '../util/errors.js'
 
-export type SchedulerConfig =
+export type SchedulerConfig = (
   | {type: 'none'}
   | {type: 'steplr'; stepSize: number; gamma?: number}
   | {type: 'cosineannealinglr'; tMax: number; etaMin?: number}
@@ -20,6 +22,7 @@ export type SchedulerConfig =
       cooldown?: number
       minLr?: number
     }
+) & {warmupEpochs?: number}
 
 export interface SchedulerState {
   type: SchedulerConfig['type']
@@ -43,7 +46,12 @@ export class Scheduler {
         exitCode: ExitCode.CHECK_FAILED,
       })
     }
-    this.s = {type: config.type, baseLr, epoch: 0, lr: baseLr, best: null, badEpochs: 0, cooldownLeft: 0}
+    const lr = this.warmup > 0 ? baseLr / (this.warmup + 1) : baseLr
+    this.s = {type: config.type, baseLr, epoch: 0, lr, best: null, badEpochs: 0, cooldownLeft: 0}
+  }
+
+  private get warmup(): number {
+    return Math.max(0, Math.floor(this.config.warmupEpochs ?? 0))
   }
 
   /** The learning rate for the current epoch. */
@@ -56,15 +64,26 @@ export class Scheduler {
     const c = this.config
     const s = this.s
     s.epoch += 1
+    const w = this.warmup
+    if (s.epoch < w) {
+      s.lr = (s.baseLr * (s.epoch + 1)) / (w + 1)
+      return s.lr
+    }
+    // The schedule's own epoch; the first one after the warm-up starts from the base lr.
+    const epoch = s.epoch - w
+    if (w > 0 && epoch === 0) {
+      s.lr = s.baseLr
+      return s.lr
+    }
     switch (c.type) {
       case 'none':
         break
       case 'steplr':
-        s.lr = s.baseLr * (c.gamma ?? 0.1) ** Math.floor(s.epoch / c.stepSize)
+        s.lr = s.baseLr * (c.gamma ?? 0.1) ** Math.floor(epoch / c.stepSize)
         break
       case 'cosineannealinglr': {
         const etaMin = c.etaMin ?? 0
-        s.lr = etaMin + ((s.baseLr - etaMin) * (1 + Math.cos((Math.PI * s.epoch) / c.tMax))) / 2
+        s.lr = etaMin + ((s.baseLr - etaMin) * (1 + Math.cos((Math.PI * epoch) / c.tMax))) / 2
         break
       }
       case 'reducelronplateau': {

@@ -99,6 +99,9 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       if (!status.active && config.logging?.wandb?.enabled) logger.warn({reason: status.reason}, `W&B mirror off: ${status.reason}`)
     }
 
+    // Upstream configs set amp for CUDA autocast; tfjs has no float16 training on any backend.
+    if (config.training?.amp) logger.warn({backend: backend.name}, `training.amp is set, but tfjs trains in float32 on every backend (${backend.name} here): it has no effect.`)
+
     const previous = await readPipelineState(ckptDir)
     if (previous && previous.config_hash !== configHash) {
       logger.warn({was: previous.config_hash, now: configHash}, 'The config changed since these checkpoints were written; finished stages are kept, the others resume with the new settings.')

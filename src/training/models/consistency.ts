@@ -53,7 +53,9 @@ export class ConsistencyStudent implements ModelInfo {
 
   /**
    * Builds the distillation loss for one batch. The teacher step and the stop-gradient target are
-   * computed here, eagerly, so the returned closure only differentiates the student's online call.
+   * computed here, eagerly, so the returned closure only differentiates the student's online call;
+   * `microBatch` > 0 computes them that many rows at a time (training.distill_micro_batch: the
+   * models are per-token, so only peak memory changes).
    */
   distillationLossFn(
     teacher: ResidualCorrector,
@@ -62,20 +64,33 @@ export class ConsistencyStudent implements ModelInfo {
     rng: Rng,
     teacherSteps: number,
     ctx: Ctx = {training: true, rng},
+    microBatch = 0,
   ): (() => tf.Scalar) & {dispose(): void} {
     const b = cond.shape[0]
     const n = Array.from({length: b}, () => rng.int(teacherSteps))
     const tauN = n.map((i) => i / teacherSteps)
     const tauNext = n.map((i) => (i + 1) / teacherSteps)
     const eps = teacher.noise(cond.shape, rng)
-    const [xN, target] = tf.tidy(() => {
-      const t = tf.tensor3d(tauN, [b, 1, 1])
-      const x = tf.add(tf.mul(tf.sub(1, t), eps), tf.mul(t, residual)) as tf.Tensor3D
-      const xNext = tf.add(x, tf.mul(teacher.drift(x, cond, tauN), 1 / teacherSteps)) as tf.Tensor3D
-      const tgt = this.apply(xNext, cond, tauNext)
-      return [tf.keep(x), tf.keep(tgt)]
-    })
+    const rows = microBatch > 0 ? Math.min(microBatch, b) : b
+    const parts: tf.Tensor3D[][] = []
+    for (let start = 0; start < b; start += rows) {
+      const size = Math.min(rows, b - start)
+      const part = tf.tidy(() => {
+        const slice = (v: tf.Tensor3D) => (size === b ? v : v.slice([start, 0, 0], [size, -1, -1]))
+        const [c, r, e] = [slice(cond), slice(residual), slice(eps)]
+        const tn = tauN.slice(start, start + size)
+        const t = tf.tensor3d(tn, [size, 1, 1])
+        const x = tf.add(tf.mul(tf.sub(1, t), e), tf.mul(t, r)) as tf.Tensor3D
+        const xNext = tf.add(x, tf.mul(teacher.drift(x, c, tn), 1 / teacherSteps)) as tf.Tensor3D
+        return [x, this.apply(xNext, c, tauNext.slice(start, start + size))]
+      })
+      parts.push(part)
+    }
     eps.dispose()
+    const join = (i: number): tf.Tensor3D => (parts.length === 1 ? parts[0][i] : tf.concat(parts.map((p) => p[i]), 0))
+    const xN = join(0)
+    const target = join(1)
+    if (parts.length > 1) tf.dispose(parts.flat())
     const fn = (): tf.Scalar => tf.mean(tf.square(tf.sub(this.apply(xN, cond, tauN, ctx), target)))
     return Object.assign(fn, {dispose: () => tf.dispose([xN, target])})
   }

@@ -2,7 +2,7 @@
  * Diffusion residual corrector. The operator's one-step prediction c = op(z0) misses a residual
  * r = z1 - c. The corrector models r given c with a flow-matching drift (a per-token MLP on
  * [x_tau, c, embed(tau)]):
- *   x_tau = (1 - tau) * eps + tau * r,   eps ~ N(0, noiseScale^2),   tau ~ U(0, 1)
+ *   x_tau = (1 - tau) * eps + tau * r,   eps ~ N(0, noiseScale^2),   tau ~ U(0, 1) or Beta(a, b)
  *   drift target v = r - eps             (the straight path's velocity)
  * Sampling integrates dx/dtau = drift from tau = 0 (x = eps) to tau = 1 with `steps` Euler steps;
  * the corrected prediction is c + x_1. All noise and tau come from our RNG, so training resumes
@@ -25,6 +25,15 @@ export interface CorrectorOptions {
   dropout: number
   /** Std of the starting noise (default 1). */
   noiseScale?: number
+  /** Distribution of the training tau (training.tau_distribution; default uniform). */
+  tauDistribution?: TauDistribution
+}
+
+export type TauDistribution = {type: 'uniform'} | {type: 'beta'; alpha: number; beta: number}
+
+/** One training tau from the configured distribution. */
+export function drawTau(rng: Rng, d: TauDistribution = {type: 'uniform'}): number {
+  return d.type === 'beta' ? rng.beta(d.alpha, d.beta) : rng.uniform()
 }
 
 /** Per-sample scalar features tiled over tokens: [B] -> [B*T, E]. */
@@ -78,7 +87,7 @@ export class ResidualCorrector implements ModelInfo {
    */
   lossFn(cond: tf.Tensor3D, residual: tf.Tensor3D, rng: Rng, ctx: Ctx = {training: true, rng}): (() => tf.Scalar) & {dispose(): void} {
     const b = cond.shape[0]
-    const tau = Array.from({length: b}, () => rng.uniform())
+    const tau = Array.from({length: b}, () => drawTau(rng, this.options.tauDistribution))
     const eps = tf.keep(this.noise(cond.shape, rng))
     const tauT = tf.keep(tf.tensor3d(tau, [b, 1, 1]))
     const xTau = tf.keep(tf.add(tf.mul(tf.sub(1, tauT), eps), tf.mul(tauT, residual)) as tf.Tensor3D)

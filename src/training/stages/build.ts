@@ -8,7 +8,7 @@ import {sha256} from '../../util/hash.js'
 import {loadCheckpoint} from '../checkpoint.js'
 import {GridAutoencoder} from '../models/autoencoder.js'
 import {ConsistencyStudent} from '../models/consistency.js'
-import {ResidualCorrector} from '../models/corrector.js'
+import {ResidualCorrector, type TauDistribution} from '../models/corrector.js'
 import {LatentOperator} from '../models/operator.js'
 import {SteadyPrior} from '../models/steady-prior.js'
 import {ParamStore} from '../params.js'
@@ -39,7 +39,9 @@ export function buildOperator(config: UpsConfig, seed: number): LatentOperator {
 
 function correctorOptions(config: UpsConfig) {
   const d = resolveArchitecture(config).diffusion
-  return {latentDim: d.latent_dim, hiddenDim: d.hidden_dim, numLayers: d.num_layers, timeEmbedDim: d.time_embed_dim, dropout: d.dropout}
+  const t = config.training?.tau_distribution
+  const tauDistribution: TauDistribution = t?.type === 'beta' ? {type: 'beta', alpha: t.alpha ?? 1, beta: t.beta ?? 1} : {type: 'uniform'}
+  return {latentDim: d.latent_dim, hiddenDim: d.hidden_dim, numLayers: d.num_layers, timeEmbedDim: d.time_embed_dim, dropout: d.dropout, tauDistribution}
 }
 
 export function buildCorrector(config: UpsConfig, seed: number): ResidualCorrector {

@@ -18,12 +18,13 @@ export function consistencyStage(
   dt: number,
   teacherSteps: number,
   scale = 1,
+  microBatch = 0,
 ): StageSpec {
   return residualStage(
     'consistency_distill',
     student.store,
     (cond, residual, rng, training) =>
-      training ? student.distillationLossFn(teacher, cond, residual, rng, teacherSteps) : student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, {training: false}),
+      student.distillationLossFn(teacher, cond, residual, rng, teacherSteps, training ? {training: true, rng} : {training: false}, microBatch),
     op,
     {train, val, dt, scale},
   )

@@ -76,7 +76,7 @@ export async function buildStage(stage: StageName, s: StageInputs): Promise<{spe
   const student = buildStudent(config, seed)
   const steps = config.training?.distill_num_taus ?? 4
   return {
-    spec: consistencyStage(student, teacher, op!, trainPairs, valPairs, data.dt, steps, scale),
+    spec: consistencyStage(student, teacher, op!, trainPairs, valPairs, data.dt, steps, scale, config.training?.distill_micro_batch ?? 0),
     free: () => (freeOp(), teacher.store.dispose(), student.store.dispose()),
   }
 }

@@ -100,15 +100,16 @@ export function optimizerConfig(s: ResolvedStage): OptimizerConfig {
 
 export function schedulerConfig(s: ResolvedStage): SchedulerConfig {
   const c = s.scheduler
+  const warmupEpochs = c.warmup_epochs ?? 0
   switch (c.name) {
     case 'steplr':
-      return {type: 'steplr', stepSize: c.step_size ?? 1, gamma: c.gamma}
+      return {type: 'steplr', stepSize: c.step_size ?? 1, gamma: c.gamma, warmupEpochs}
     case 'cosineannealinglr':
-      return {type: 'cosineannealinglr', tMax: c.t_max ?? Math.max(1, s.epochs), etaMin: c.eta_min}
+      return {type: 'cosineannealinglr', tMax: c.t_max ?? Math.max(1, s.epochs - warmupEpochs), etaMin: c.eta_min, warmupEpochs}
     case 'reducelronplateau':
-      return {type: 'reducelronplateau', factor: c.factor, patience: c.patience, minLr: c.min_lr}
+      return {type: 'reducelronplateau', factor: c.factor, patience: c.patience, minLr: c.min_lr, warmupEpochs}
     default:
-      return {type: 'none'}
+      return {type: 'none', warmupEpochs}
   }
 }
 

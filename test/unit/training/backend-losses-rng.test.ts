@@ -103,3 +103,30 @@ describe('rng', () => {
     assert.deepEqual([...new Rng(3).permutation(8)].sort(), [0, 1, 2, 3, 4, 5, 6, 7])
   })
 })
+
+describe('rng: gamma and beta draws (training.tau_distribution)', () => {
+  const moments = (xs: number[]) => {
+    const mean = xs.reduce((a, v) => a + v, 0) / xs.length
+    return {mean, variance: xs.reduce((a, v) => a + (v - mean) ** 2, 0) / xs.length}
+  }
+  it('Beta(a, b) has mean a/(a+b) and variance ab/((a+b)^2 (a+b+1)), values in [0, 1]', () => {
+    for (const [a, b] of [[1.2, 1.2], [2, 5], [0.5, 0.5]]) {
+      const rng = new Rng(17)
+      const xs = Array.from({length: 20000}, () => rng.beta(a, b))
+      assert.ok(xs.every((x) => x >= 0 && x <= 1))
+      const m = moments(xs)
+      const variance = (a * b) / ((a + b) ** 2 * (a + b + 1))
+      assert.ok(Math.abs(m.mean - a / (a + b)) < 0.01, `Beta(${a}, ${b}) mean ${m.mean}`)
+      assert.ok(Math.abs(m.variance - variance) < 0.1 * variance, `Beta(${a}, ${b}) variance ${m.variance} vs ${variance}`)
+    }
+  })
+  it('the corrector draws its training tau from the configured distribution', async () => {
+    const {drawTau} = await import('../../../src/training/models/corrector.js')
+    const narrow = new Rng(3)
+    const xs = Array.from({length: 2000}, () => drawTau(narrow, {type: 'beta', alpha: 200, beta: 200}))
+    assert.ok(xs.every((x) => Math.abs(x - 0.5) < 0.1))
+    const u = new Rng(3)
+    const us = Array.from({length: 2000}, () => drawTau(u))
+    assert.ok(us.some((x) => x < 0.1) && us.some((x) => x > 0.9))
+  })
+})

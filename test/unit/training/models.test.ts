@@ -99,6 +99,12 @@ for (const backend of BACKENDS) {
       assert.deepEqual(student.sample(cond, eps).shape, [B, T, D])
       const dl = student.distillationLossFn(corr, cond, resid, rng, 4, {training: false})
       assertGradOk(gradCheck(sstore, dl), 'consistency student')
+      // training.distill_micro_batch: the teacher step row by row gives the same loss (B = 2 here).
+      const whole = student.distillationLossFn(corr, cond, resid, new Rng(21), 4, {training: false})
+      const rowwise = student.distillationLossFn(corr, cond, resid, new Rng(21), 4, {training: false}, 1)
+      assert.ok(Math.abs(whole().dataSync()[0] - rowwise().dataSync()[0]) < 1e-6)
+      whole.dispose()
+      rowwise.dispose()
       // The teacher's parameters are constants in the distillation loss.
       assert.equal(store.names().some((n) => sstore.has(n)), false)
 

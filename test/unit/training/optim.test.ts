@@ -105,4 +105,21 @@ describe('schedulers against hand-computed values', () => {
     assert.deepEqual(restored.state(), s.state())
     assert.equal(restored.step(0.5), s.step(0.5))
   })
+
+  it('warmup_epochs ramps linearly, then the schedule starts from the base lr as its epoch 0', () => {
+    // w = 3: epochs 0..2 at 1/4, 2/4, 3/4 of the base; epoch 3 is the cosine's epoch 0 (base).
+    const s = new Scheduler({type: 'cosineannealinglr', tMax: 2, etaMin: 0, warmupEpochs: 3}, 1)
+    close([s.lr, s.step(), s.step(), s.step(), s.step(), s.step()], [0.25, 0.5, 0.75, 1, 0.5, 0], 1e-12)
+    const st = new Scheduler({type: 'steplr', stepSize: 1, gamma: 0.5, warmupEpochs: 1}, 2)
+    assert.deepEqual([st.lr, st.step(), st.step(), st.step()], [1, 2, 1, 0.5])
+    // Plateau: bad epochs during the warm-up do not count.
+    const p = new Scheduler({type: 'reducelronplateau', factor: 0.5, patience: 0, warmupEpochs: 2}, 1)
+    assert.deepEqual([p.lr, p.step(5), p.step(5), p.step(5), p.step(5)], [1 / 3, 2 / 3, 1, 1, 0.5])
+    // Resume mid-warm-up continues the ramp.
+    const r = new Scheduler(s.config, 1)
+    const a = new Scheduler(s.config, 1)
+    a.step()
+    r.load(JSON.parse(JSON.stringify(a.state())))
+    assert.equal(r.step(), 0.75)
+  })
 })
