@@ -8,7 +8,7 @@ export type GenerateCommandResult = GenerateResult & {seconds: number; samplesPe
 
 export default class DataGenerate extends BaseCommand {
   static summary = 'Generate PDEBench-layout training data with real solvers (1D Burgers, 1D advection).'
-  static description = `Solves each sample from a random smooth initial condition (a sum of sines, as in PDEBench) and writes {task}_{split}.h5 per split in the PDEBench raw 1D layout: tensor [N, T, X] float32, x-coordinate [X], t-coordinate [T+1].
+  static description = `Solves each sample from PDEBench's random initial condition (a constant plus sines of random wavenumbers 1-4, amplitudes and phases) and writes {task}_{split}.h5 per split in the PDEBench raw 1D layout: tensor [N, T, X] float32, x-coordinate [X], t-coordinate [T+1].
 burgers1d: u_t + (u^2/2)_x = nu u_xx, periodic on [0, 1), conservative finite volume with a CFL-limited step.
 advection1d: u_t + beta u_x = 0, exact shifted solution.
 Splits come from disjoint seeds, so the same --seed always gives the same files.`
