@@ -64,8 +64,8 @@ describe('losses', () => {
     const x3 = tf.stack([x.reshape([n]), tf.zeros([n])], 1).reshape([1, n, 2])
     assert.deepEqual(energySpectrum(x3).shape, [2, n / 2 + 1])
     assert.ok(spectralEnergyError(x, x).dataSync()[0] < 1e-6)
-    // Doubling the amplitude quadruples the energy: error |4 - 1| / 1 = 3.
-    assert.ok(Math.abs(spectralEnergyError(tf.mul(x, 2), x).dataSync()[0] - 3) < 1e-4)
+    // Doubling the amplitude quadruples the energy: error (4 - 1)^2 / 1^2 = 9.
+    assert.ok(Math.abs(spectralEnergyError(tf.mul(x, 2), x).dataSync()[0] - 9) < 1e-3)
   })
 
   it('the spectral error of near-silent frames is bounded by the energy floor, not divided by ~0', async () => {
@@ -73,9 +73,9 @@ describe('losses', () => {
     const n = 16
     const silent = tf.tensor2d(Array.from({length: n}, (_, i) => 1e-6 * Math.sin((2 * Math.PI * i) / n)), [1, n])
     const off = tf.add(silent, 1e-2) as tf.Tensor2D
-    // |E_pred - E_true| ~ 1e-4 (the 0.01 offset's energy) over the floor 1e-3, not over ~1e-12.
+    // (E_pred - E_true)^2 ~ 1e-8 (the 0.01 offset's energy, squared) over the floor 1e-6, not over ~1e-25.
     const e = spectralEnergyError(off, silent).dataSync()[0]
-    assert.ok(Math.abs(e - 0.1) < 1e-3, `${e}`)
+    assert.ok(Math.abs(e - 0.01) < 1e-4, `${e}`)
   })
 
   it('nRMSE is the per-sample relative error', async () => {
