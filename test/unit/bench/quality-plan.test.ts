@@ -13,7 +13,7 @@ describe('quality bench: fitting the config epochs to the time budget', () => {
 
   it('keeps a cheap stage whole and shares the rest of the budget in proportion', () => {
     const plan = fitEpochsToBudget(stages, 1800, 60)
-    // autoencoder: 130 s <= 10% of 1800 s, kept. Left: 1800 - 60 - 130 = 1610 s of 6860 s.
+    // autoencoder: 130 s <= 20% of 1800 s, kept. Left: 1800 - 60 - 130 = 1610 s of 6860 s.
     assert.equal(plan.autoencoder, 10)
     assert.equal(plan.operator, Math.floor(25 * (1610 / 6860)))
     assert.equal(plan.diff_residual, Math.floor(8 * (1610 / 6860)))
