@@ -10,7 +10,7 @@
  */
 import {constants} from 'node:fs'
 import {mkdir, open, readdir, readFile, stat, truncate, type FileHandle} from 'node:fs/promises'
-import {basename, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import {stringify as stringifyYaml} from 'yaml'
 
 import {ExitCode, UserError, fsError} from '../util/errors.js'
@@ -284,6 +284,8 @@ export class JsonlAppender {
   private async open(): Promise<FileHandle> {
     if (this.handle) return this.handle
     this.repairedTail = await cutTornTail(this.path)
+    // A run directory whose logs/ was removed (cleaned by hand) gets it back instead of failing the run.
+    await mkdir(dirname(this.path), {recursive: true})
     this.handle = await open(this.path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o644)
     return this.handle
   }

@@ -9,6 +9,7 @@ import {
   createRunDir,
   findRuns,
   historyWriter,
+  JsonlAppender,
   listRuns,
   newRunId,
   openRunDir,
@@ -131,6 +132,15 @@ describe('history.jsonl', () => {
     const again = await readHistory(dir)
     assert.deepEqual(again.records.map((r) => r.step), [0, 1, 2])
     assert.deepEqual(again.tornLines, [])
+  })
+
+  it('an appender recreates a logs/ folder removed from an existing run directory', async () => {
+    const dir = await createRunDir(join(tmp, 'nologs'), 'run_20250102_030405_0003')
+    await rm(dir.paths.logs, {recursive: true, force: true})
+    const log = new JsonlAppender(join(dir.paths.logs, 'training.jsonl'), 1)
+    await log.append({epoch: 1})
+    await log.close()
+    assert.equal(await readFile(join(dir.paths.logs, 'training.jsonl'), 'utf8'), '{"epoch":1}\n')
   })
 
   it('skips and reports a corrupt middle line without failing', async () => {
