@@ -8,6 +8,7 @@ import {dirname, join} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
 import {type H5Dataset, type H5File, getDataset, openH5, readInto, toFloat32} from './h5.js'
+import {type RawFile, openRawFile} from './h5-raw.js'
 import {type FileLayout, type LayoutKind, describeFile, sliceRanges} from './layout.js'
 import {taskSpatialDims} from './tasks.js'
 
@@ -63,6 +64,19 @@ export interface DatasetOptions {
   readBudgetBytes?: number
   /** Per-channel statistics applied as (x - mean) / std to every sample read. */
   normalize?: {mean: number[]; std: number[]} | null
+  /**
+   * Read contiguous or unfiltered-chunked float32 datasets straight from the file, without the
+   * HDF5 library (default true). Other datasets always go through the library.
+   */
+  rawReads?: boolean
+}
+
+/** How many hyperslab reads went each way since the Dataset was opened. */
+export interface ReadStats {
+  /** Read by the raw path (file bytes straight into the output). */
+  raw: number
+  /** Read through the HDF5 library (h5wasm). */
+  library: number
 }
 
 export interface ReadOptions {
@@ -102,11 +116,14 @@ export interface Dataset {
   y: Float32Array | null
   readSamples(start: number, end: number, options?: ReadOptions): SampleBatch
   batches(batchSize: number, range?: {start?: number; end?: number}): Generator<SampleBatch & {start: number; end: number}>
+  /** Which read path served the reads so far (diagnostics; optional for in-memory fakes). */
+  readStats?: ReadStats
   close(): void
 }
 
 interface Shard {
   file: H5File
+  raw: RawFile | null
   layout: FileLayout
   offset: number
 }
@@ -138,18 +155,27 @@ export async function openDatasetFiles(
   try {
     for (const path of files) {
       const file = await openH5(path)
-      shards.push({file, layout: describeFile(file, path, d), offset})
+      let layout: FileLayout
+      try {
+        layout = describeFile(file, path, d)
+      } catch (error) {
+        file.close()
+        throw error
+      }
+      // The raw path applies only to layouts read as whole float32 datasets.
+      const raw = options.rawReads !== false && layout.kind !== 'fields' ? openRawFile(path) : null
+      shards.push({file, raw, layout, offset})
       offset += shards[shards.length - 1].layout.numSamples
     }
   } catch (error) {
-    for (const s of shards) s.file.close()
+    closeShards(shards)
     throw error
   }
   const first = shards[0].layout
   for (const s of shards.slice(1)) {
     const l = s.layout
     if (l.kind !== first.kind || l.numFrames !== first.numFrames || l.spatial.join() !== first.spatial.join() || l.channels !== first.channels) {
-      for (const sh of shards) sh.file.close()
+      closeShards(shards)
       throw new UserError(
         `Shard ${l.path} (${l.kind}, T=${l.numFrames}, grid ${l.spatial.join('x')}, C=${l.channels}) does not match ${first.path} (${first.kind}, T=${first.numFrames}, grid ${first.spatial.join('x')}, C=${first.channels}).`,
         {code: 'DATA_SHARD_MISMATCH', hint: 'All shards of a split must come from the same dataset; remove the stray file.', exitCode: ExitCode.USAGE},
@@ -168,13 +194,27 @@ export async function openDatasetFiles(
   const norm = options.normalize ?? null
   if (norm && (norm.mean.length !== C || norm.std.length !== C)) throw usage(`normalisation statistics have ${norm.mean.length} channels; the data has ${C}.`)
 
+  const stats: ReadStats = {raw: 0, library: 0}
+  // The raw path when it handles this dataset and selection, else the library (same bytes).
+  const readOne = (shard: Shard, name: string, ranges: ReturnType<typeof sliceRanges>['ranges'], out: Float32Array, at: number) => {
+    if (shard.raw?.readInto(name, ranges, out, at)) {
+      stats.raw++
+      return
+    }
+    const ds = getDataset(shard.file, name)
+    if (!ds) throw new UserError(`${shard.layout.path}: dataset "${name}" is missing.`, {code: 'DATA_MISSING_DATASET', exitCode: ExitCode.USAGE})
+    readInto(ds, ranges, out, at)
+    stats.library++
+  }
+
   const readBlock = (shard: Shard, a: number, b: number, f0: number, f1: number, origin: number[], out: Float32Array, at: number) => {
     const l = shard.layout
     const time: [number, number, number] = [f0 * timeStride, Math.min(l.numFrames, (f1 - 1) * timeStride + 1), timeStride]
     const space = spatialShape.map((n, i) => [origin[i], origin[i] + n] as [number, number])
     if (l.kind === 'tensor' || l.kind === 'data') {
-      const ds = getDataset(shard.file, l.datasets[0]) as H5Dataset
-      readInto(ds, sliceRanges(l.kind, a, b, time, space).ranges, out, at)
+      const name = l.datasets[0]
+      const ranges = sliceRanges(l.kind, a, b, time, space).ranges
+      readOne(shard, name, ranges, out, at)
     } else if (l.kind === 'fields') {
       // One field per read; interleave into channels-last.
       for (let c = 0; c < C; c++) {
@@ -184,9 +224,8 @@ export async function openDatasetFiles(
     } else {
       const per = (f1 - f0) * frameSize
       for (let i = a; i < b; i++) {
-        const ds = getDataset(shard.file, l.datasets[i])
-        if (!ds) throw new UserError(`${l.path}: dataset "${l.datasets[i]}" is missing.`, {code: 'DATA_MISSING_DATASET', exitCode: ExitCode.USAGE})
-        readInto(ds, sliceRanges('groups', i, i + 1, time, space).ranges, out, at + (i - a) * per)
+        const name = l.datasets[i]
+        readOne(shard, name, sliceRanges('groups', i, i + 1, time, space).ranges, out, at + (i - a) * per)
       }
     }
   }
@@ -246,11 +285,20 @@ export async function openDatasetFiles(
       }
     },
 
+    readStats: stats,
+
     close() {
-      for (const s of shards) s.file.close()
+      closeShards(shards)
     },
   }
   return dataset
+}
+
+function closeShards(shards: Shard[]): void {
+  for (const s of shards) {
+    s.raw?.close()
+    s.file.close()
+  }
 }
 
 function normalizeChannels(data: Float32Array, norm: {mean: number[]; std: number[]}, C: number): void {
