@@ -28,6 +28,8 @@ export interface RawLocation {
   layout: 'contiguous' | 'chunked'
 }
 
+import {checksumOk} from './h5-raw-checksum.js'
+
 const SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
 
 /** Thrown for anything the parser does not handle; turned into null at the entry points. */
@@ -68,7 +70,7 @@ export function parseSuperblock(read: ReadAt, fileSize: number): Superblock | nu
         return {base, rootHeader}
       }
       if (version === 2 || version === 3) {
-        need(head[9] === 8 && head[10] === 8, 'offset/length size')
+        need(head[9] === 8 && head[10] === 8 && checksumOk(head, 44), 'offset/length size or checksum')
         const base = u64(head, 12)
         need(base === at, 'base address')
         const rootHeader = u64(head, 12 + 24)
@@ -108,6 +110,7 @@ export function readObjectHeader(read: ReadAt, at: number, base: number): Messag
     const pre = read(at, p + widthBytes)
     let size = 0
     for (let i = 0; i < widthBytes; i++) size += pre[p + i] * 2 ** (8 * i)
+    need(checksumOk(read(at, p + widthBytes + size + 4), p + widthBytes + size), 'object header checksum')
     pending.push({at: at + p + widthBytes, length: size, v2: true, first: true})
   }
   let blocks = 0
@@ -116,10 +119,8 @@ export function readObjectHeader(read: ReadAt, at: number, base: number): Messag
     const block = pending.shift()!
     let buf = read(block.at, block.length)
     if (block.v2 && !block.first) {
-      need(buf.toString('latin1', 0, 4) === 'OCHK', 'continuation signature')
+      need(buf.toString('latin1', 0, 4) === 'OCHK' && checksumOk(buf, buf.length - 4), 'continuation signature or checksum')
       buf = buf.subarray(4, buf.length - 4)
-    } else if (block.v2) {
-      // The checksum follows the first chunk's messages.
     }
     let p = 0
     const headLen = block.v2 ? 4 + (headerFlags & 0x04 ? 2 : 0) : 8
