@@ -18,6 +18,8 @@ export type SliceRange = [number, number] | [number, number, number] | []
 
 /** Runs closer than this are read together and gathered (page-cache reads are cheap; syscalls are not). */
 const GATHER_GAP_BYTES = 256 * 1024
+/** Runs longer than this are read straight into the output, never gathered. */
+const GATHER_MAX_RUN_BYTES = 64 * 1024
 /** The largest single read into the scratch buffer. */
 const SCRATCH_MAX_BYTES = 16 * 1024 * 1024
 /** Node's readSync moves at most this many bytes per call. */
@@ -223,14 +225,26 @@ function strides(shape: number[]): number[] {
   return s
 }
 
-/** Consecutive runs (in file order) whose gaps are small share one read. */
-function groupRuns(runs: Run[]): Run[][] {
+/**
+ * Runs adjacent in both the file and the output become one (chunks written in order read as a
+ * single block); then small runs with small gaps between them share one read into scratch.
+ * Large runs are read on their own, straight into the output.
+ */
+function groupRuns(sorted: Run[]): Run[][] {
+  const runs: Run[] = []
+  for (const r of sorted) {
+    const prev = runs[runs.length - 1]
+    if (prev && r.file === prev.file + prev.n * 4 && r.out === prev.out + prev.n) prev.n += r.n
+    else runs.push({...r})
+  }
   const groups: Run[][] = []
   let cur: Run[] = []
   let start = 0
   for (const r of runs) {
     const prev = cur[cur.length - 1]
-    if (prev && r.file - (prev.file + prev.n * 4) <= GATHER_GAP_BYTES && r.file + r.n * 4 - start <= SCRATCH_MAX_BYTES && r.file >= prev.file + prev.n * 4) {
+    const small = r.n * 4 <= GATHER_MAX_RUN_BYTES && (!prev || prev.n * 4 <= GATHER_MAX_RUN_BYTES)
+    const gap = prev ? r.file - (prev.file + prev.n * 4) : -1
+    if (prev && small && gap >= 0 && gap <= GATHER_GAP_BYTES && r.file + r.n * 4 - start <= SCRATCH_MAX_BYTES) {
       cur.push(r)
       continue
     }

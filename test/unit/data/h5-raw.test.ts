@@ -11,7 +11,7 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {type DatasetOptions, createPdebenchWriter, openDataset} from '../../../src/data/index.js'
-import {locateDataset, openRawFile} from '../../../src/data/h5-raw.js'
+import {type RawLocation, locateDataset, openRawFile, planRuns} from '../../../src/data/h5-raw.js'
 import {lookup3} from '../../../src/data/h5-raw-checksum.js'
 import {tempDir} from './helpers.js'
 
@@ -203,5 +203,43 @@ f = h5py.File(sys.argv[1], 'r'); print(repr(float(f['tensor'][1, 6, 15])) + ' ' 
     assert.equal(lookup3(new Uint8Array(0)), 0xdeadbeef)
     assert.equal(lookup3(Buffer.from('Four score and seven years ago')), 0x17770551)
     assert.equal(lookup3(Buffer.from('Four score and seven years ago'), 1), 0xcd628161)
+  })
+})
+
+describe('raw read planning', () => {
+  const contiguous = (shape: number[], address = 1000): RawLocation => ({
+    shape, chunkShape: [...shape], layout: 'contiguous', chunks: new Map([[shape.map(() => 0).join(), {offset: shape.map(() => 0), address}]]),
+  })
+  const chunked = (shape: number[], chunkShape: number[], addresses: number[]): RawLocation => ({
+    shape, chunkShape, layout: 'chunked',
+    chunks: new Map(addresses.map((address, i) => [`${i * chunkShape[0]},0,0`, {offset: [i * chunkShape[0], 0, 0], address}])),
+  })
+
+  it('whole samples of a contiguous dataset are one read straight into the output', () => {
+    const plan = planRuns(contiguous([4, 5, 6]), [[1, 3], [], []])!
+    assert.equal(plan.total, 60)
+    assert.deepEqual(plan.groups, [[{file: 1000 + 30 * 4, out: 0, n: 60}]])
+  })
+
+  it('a time stride gives one run per kept frame, gathered from one read when they lie close', () => {
+    const plan = planRuns(contiguous([4, 5, 6]), [[0, 2], [0, 5, 2], []])!
+    assert.equal(plan.total, 2 * 3 * 6)
+    assert.equal(plan.groups.length, 1)
+    // Frame 4 of sample 0 and frame 0 of sample 1 touch in the file and in the output: one run.
+    assert.deepEqual(plan.groups[0].map((r) => [r.file, r.out, r.n]), [[1000, 0, 6], [1048, 6, 6], [1096, 12, 12], [1168, 24, 6], [1216, 30, 6]])
+  })
+
+  it('large runs are read one by one, never through scratch', () => {
+    const plan = planRuns(contiguous([2, 100_000]), [[0, 2], [0, 50_000]])!
+    assert.deepEqual(plan.groups, [[{file: 1000, out: 0, n: 50_000}], [{file: 1000 + 400_000, out: 50_000, n: 50_000}]])
+  })
+
+  it('chunks stored in order merge into one run; out of order they are gathered; a missing chunk falls back', () => {
+    const inOrder = planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120, 1240, 1360]), [[0, 4], [], []])!
+    assert.deepEqual(inOrder.groups, [[{file: 1000, out: 0, n: 120}]])
+    const reversed = planRuns(chunked([4, 5, 6], [1, 5, 6], [1360, 1240, 1120, 1000]), [[0, 4], [], []])!
+    assert.deepEqual(reversed.groups.flat().map((r) => [r.file, r.out]), [[1000, 90], [1120, 60], [1240, 30], [1360, 0]])
+    assert.equal(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[1, 3], [], []]), null)
+    assert.ok(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[0, 2], [], []]))
   })
 })
