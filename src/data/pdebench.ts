@@ -164,6 +164,8 @@ export async function openDatasetFiles(
       }
       // The raw path applies only to layouts read as whole float32 datasets.
       const raw = options.rawReads !== false && layout.kind !== 'fields' ? openRawFile(path) : null
+      // Parse where a single-dataset file's data lies now, as HDF5 does when it opens a dataset.
+      if (raw && (layout.kind === 'tensor' || layout.kind === 'data')) raw.locate(layout.datasets[0])
       shards.push({file, raw, layout, offset})
       offset += shards[shards.length - 1].layout.numSamples
     }
