@@ -64,6 +64,8 @@ export function parseSuperblock(read: ReadAt, fileSize: number): Superblock | nu
         const p = version === 0 ? 24 : 28
         const base = u64(head, p)
         need(base === at, 'base address')
+        // A file shorter than its recorded end is truncated: HDF5 refuses it, so do we.
+        need(base + u64(head, p + 16) <= fileSize, 'end of file')
         // Root group symbol table entry after base, free-space, end-of-file and driver addresses.
         const rootHeader = u64(head, p + 32 + 8)
         need(rootHeader >= 0, 'root header')
@@ -73,6 +75,7 @@ export function parseSuperblock(read: ReadAt, fileSize: number): Superblock | nu
         need(head[9] === 8 && head[10] === 8 && checksumOk(head, 44), 'offset/length size or checksum')
         const base = u64(head, 12)
         need(base === at, 'base address')
+        need(base + u64(head, 28) <= fileSize, 'end of file')
         const rootHeader = u64(head, 12 + 24)
         need(rootHeader >= 0, 'root header')
         return {base, rootHeader}

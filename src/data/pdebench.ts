@@ -162,8 +162,7 @@ export async function openDatasetFiles(
         file.close()
         throw error
       }
-      // The raw path applies only to layouts read as whole float32 datasets.
-      const raw = options.rawReads !== false && layout.kind !== 'fields' ? openRawFile(path) : null
+      const raw = options.rawReads !== false ? openRawFile(path) : null
       // Parse where a single-dataset file's data lies now, as HDF5 does when it opens a dataset.
       if (raw && (layout.kind === 'tensor' || layout.kind === 'data')) raw.locate(layout.datasets[0])
       shards.push({file, raw, layout, offset})
@@ -197,6 +196,7 @@ export async function openDatasetFiles(
   if (norm && (norm.mean.length !== C || norm.std.length !== C)) throw usage(`normalisation statistics have ${norm.mean.length} channels; the data has ${C}.`)
 
   const stats: ReadStats = {raw: 0, library: 0}
+  let fieldScratch = new Float32Array(0)
   // The raw path when it handles this dataset and selection, else the library (same bytes).
   const readOne = (shard: Shard, name: string, ranges: ReturnType<typeof sliceRanges>['ranges'], out: Float32Array, at: number) => {
     if (shard.raw?.readInto(name, ranges, out, at)) {
@@ -219,8 +219,18 @@ export async function openDatasetFiles(
       readOne(shard, name, ranges, out, at)
     } else if (l.kind === 'fields') {
       // One field per read; interleave into channels-last.
+      const ranges = sliceRanges('fields', a, b, time, space).ranges
       for (let c = 0; c < C; c++) {
-        const values = toFloat32((getDataset(shard.file, l.datasets[c]) as H5Dataset).slice(sliceRanges('fields', a, b, time, space).ranges))
+        const name = l.datasets[c]
+        let values: Float32Array
+        const count = (b - a) * (f1 - f0) * frameSize / C
+        if (shard.raw?.readInto(name, ranges, (fieldScratch = fieldScratch.length >= count ? fieldScratch : new Float32Array(count)), 0)) {
+          values = fieldScratch.subarray(0, count)
+          stats.raw++
+        } else {
+          values = toFloat32((getDataset(shard.file, name) as H5Dataset).slice(ranges))
+          stats.library++
+        }
         for (let j = 0; j < values.length; j++) out[at + j * C + c] = values[j]
       }
     } else {
