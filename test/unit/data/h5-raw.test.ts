@@ -13,7 +13,7 @@ import {after, before, describe, it} from 'node:test'
 import {type DatasetOptions, createPdebenchWriter, openDataset} from '../../../src/data/index.js'
 import {type RawLocation, locateDataset, openRawFile, planRuns} from '../../../src/data/h5-raw.js'
 import {lookup3} from '../../../src/data/h5-raw-checksum.js'
-import {tempDir} from './helpers.js'
+import {iota, tempDir, writeH5} from './helpers.js'
 
 const PYTHON = '/usr/bin/python3'
 const probe = spawnSync(PYTHON, ['-c', 'import h5py, numpy'], {encoding: 'utf8'})
@@ -245,5 +245,32 @@ describe('raw read planning', () => {
     assert.deepEqual(reversed.groups.flat().map((r) => [r.file, r.out]), [[1000, 90], [1120, 60], [1240, 30], [1360, 0]])
     assert.equal(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[1, 3], [], []]), null)
     assert.ok(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[0, 2], [], []]))
+  })
+})
+
+describe('raw HDF5 read path on files h5wasm writes (no h5py needed)', () => {
+  it('our writer (chunked, plain and gzip) and plain/grouped datasets: raw where it can, identical bytes', async () => {
+    const root = join(dir, 'h5wasm-only')
+    await writeOurs(join(root, 'burgers1d_train_000.h5'), 0)
+    await writeOurs(join(root, 'burgers1d_train_001.h5'), 3)
+    const data = iota([3, 4, 6, 5, 2])
+    await writeH5(join(root, 'ns2d_train.h5'), {data})
+    await writeH5(join(root, 'diffreact1d_train.h5'), Object.fromEntries([0, 1, 2].map((i) => [`000${i}/data`, iota([4, 8, 2], i * 100)])))
+    const cases: Array<[string, DatasetOptions, (ds: Awaited<ReturnType<typeof openDataset>>) => Float32Array, {raw: number; library: number}]> = [
+      // Shard 000 is plain (raw), shard 001 gzip (library): one read each.
+      ['burgers1d', {}, (ds) => ds.readSamples(3, 7).data, {raw: 1, library: 1}],
+      ['burgers1d', {timeStride: 2, patchSize: 9}, (ds) => ds.readSamples(0, 5, {patchOrigin: [4]}).data, {raw: 1, library: 0}],
+      ['ns2d', {patchSize: 3, timeStride: 3}, (ds) => ds.readSamples(1, 3, {patchOrigin: [2, 1]}).data, {raw: 1, library: 0}],
+      ['diffreact1d', {readBudgetBytes: 8 * 2 * 4}, (ds) => ds.readSamples(0, 3).data, {raw: 12, library: 0}],
+    ]
+    for (const [task, options, read, expected] of cases) {
+      const {a, b, stats} = await both(root, task, options, read)
+      assert.ok(a.length > 0 && a.equals(b), `${task} ${JSON.stringify(options)}: bytes differ`)
+      assert.deepEqual(stats, expected, `${task} ${JSON.stringify(options)}`)
+    }
+    const ns = await openDataset(root, 'ns2d', 'train', {patchSize: 3})
+    // Sample 1, frame 0, x 2, y 1, channel 1 of [3, 4, 6, 5, 2] counted up from 0.
+    assert.equal(ns.readSamples(1, 2, {patchOrigin: [2, 1]}).data[1], 1 * 240 + 2 * 10 + 1 * 2 + 1)
+    ns.close()
   })
 })
