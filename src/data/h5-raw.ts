@@ -244,7 +244,10 @@ function groupRuns(sorted: Run[]): Run[][] {
     const prev = cur[cur.length - 1]
     const small = r.n * 4 <= GATHER_MAX_RUN_BYTES && (!prev || prev.n * 4 <= GATHER_MAX_RUN_BYTES)
     const gap = prev ? r.file - (prev.file + prev.n * 4) : -1
-    if (prev && small && gap >= 0 && gap <= GATHER_GAP_BYTES && r.file + r.n * 4 - start <= SCRATCH_MAX_BYTES) {
+    // Gathered runs are copied out of scratch as float32 views: they must share 4-byte alignment
+    // (chunks may sit at any byte address).
+    const aligned = (r.file - start) % 4 === 0
+    if (prev && small && aligned && gap >= 0 && gap <= GATHER_GAP_BYTES && r.file + r.n * 4 - start <= SCRATCH_MAX_BYTES) {
       cur.push(r)
       continue
     }

@@ -243,6 +243,8 @@ describe('raw read planning', () => {
     assert.deepEqual(inOrder.groups, [[{file: 1000, out: 0, n: 120}]])
     const reversed = planRuns(chunked([4, 5, 6], [1, 5, 6], [1360, 1240, 1120, 1000]), [[0, 4], [], []])!
     assert.deepEqual(reversed.groups.flat().map((r) => [r.file, r.out]), [[1000, 90], [1120, 60], [1240, 30], [1360, 0]])
+    // Chunks at addresses that differ by a non-multiple of 4 are never gathered into one float32 view.
+    assert.deepEqual(planRuns(chunked([2, 5, 6], [1, 5, 6], [1122, 1000]), [[0, 2], [], []])!.groups, [[{file: 1000, out: 30, n: 30}], [{file: 1122, out: 0, n: 30}]])
     assert.equal(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[1, 3], [], []]), null)
     assert.ok(planRuns(chunked([4, 5, 6], [1, 5, 6], [1000, 1120]), [[0, 2], [], []]))
   })
