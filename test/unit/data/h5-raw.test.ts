@@ -61,6 +61,8 @@ with mk('groups-many', 'diffreact1d_train.h5') as f:
         f.create_group('%04d' % i)['data'] = vals((2, 4, 1))
 with mk('chunked', 'burgers1d_train.h5') as f:
     f.create_dataset('tensor', data=vals((5, 7, 16)), chunks=(2, 3, 5))
+with mk('chunked-deep', 'burgers1d_train.h5') as f:
+    f.create_dataset('tensor', data=vals((200, 6, 8)), chunks=(1, 3, 8))  # 400 chunks: a B-tree with internal nodes
 for case, kw in [('gzip', dict(chunks=(1, 7, 16), compression='gzip')), ('shuffle', dict(chunks=(2, 7, 16), shuffle=True))]:
     with mk(case, 'burgers1d_train.h5') as f:
         f.create_dataset('tensor', data=vals((5, 7, 16)), **kw)
@@ -84,6 +86,7 @@ const CASES: Array<{name: string; task: string; raw: boolean}> = [
   {name: 'groups-compact', task: 'diffreact1d', raw: true},
   {name: 'groups-many', task: 'diffreact1d', raw: true},
   {name: 'chunked', task: 'burgers1d', raw: true},
+  {name: 'chunked-deep', task: 'burgers1d', raw: true},
   {name: 'ours', task: 'burgers1d', raw: true},
   {name: 'gzip', task: 'burgers1d', raw: false},
   {name: 'shuffle', task: 'burgers1d', raw: false},
