@@ -29,8 +29,8 @@ const LITTLE_ENDIAN_HOST = endianness() === 'LE'
 
 export interface RawFile {
   path: string
-  /** Reads the hyperslab into out[at...]; false when this dataset or selection is not handled. */
-  readInto(dataset: string, ranges: SliceRange[], out: Float32Array, at: number): boolean
+  /** Reads the hyperslab into out[at...]: the number of values written, or -1 when not handled. */
+  readInto(dataset: string, ranges: SliceRange[], out: Float32Array, at: number): number
   /** Where a dataset lies (cached), or null when the raw path does not handle it. */
   locate(dataset: string): RawLocation | null
   close(): void
@@ -66,22 +66,22 @@ export function openRawFile(path: string): RawFile | null {
     },
     readInto(dataset, ranges, out, at) {
       const loc = file.locate(dataset)
-      if (!loc) return false
+      if (!loc) return -1
       const plan = planRuns(loc, ranges)
-      if (!plan) return false
-      if (at + plan.total > out.length) return false
+      if (!plan) return -1
+      if (at + plan.total > out.length) return -1
       try {
         for (const group of plan.groups) {
           const first = group[0]
           const last = group[group.length - 1]
           if (group.length === 1) {
             const view = new Uint8Array(out.buffer, out.byteOffset + (at + first.out) * 4, first.n * 4)
-            if (!readFully(fd, view, first.file)) return false
+            if (!readFully(fd, view, first.file)) return -1
             continue
           }
           const span = last.file + last.n * 4 - first.file
           if (scratch.length < span) scratch = new Uint8Array(Math.max(span, Math.min(SCRATCH_MAX_BYTES, scratch.length * 2)))
-          if (!readFully(fd, scratch.subarray(0, span), first.file)) return false
+          if (!readFully(fd, scratch.subarray(0, span), first.file)) return -1
           const floats = new Float32Array(scratch.buffer, 0, scratch.length >> 2)
           for (const r of group) {
             const s = (r.file - first.file) >> 2
@@ -89,9 +89,9 @@ export function openRawFile(path: string): RawFile | null {
           }
         }
       } catch {
-        return false
+        return -1
       }
-      return true
+      return plan.total
     },
     close() {
       if (closed) return

@@ -199,46 +199,55 @@ export async function openDatasetFiles(
   let fieldScratch = new Float32Array(0)
   // The raw path when it handles this dataset and selection, else the library (same bytes).
   const readOne = (shard: Shard, name: string, ranges: ReturnType<typeof sliceRanges>['ranges'], out: Float32Array, at: number) => {
-    if (shard.raw?.readInto(name, ranges, out, at)) {
+    const n = shard.raw ? shard.raw.readInto(name, ranges, out, at) : -1
+    if (n >= 0) {
       stats.raw++
-      return
+      return n
     }
     const ds = getDataset(shard.file, name)
     if (!ds) throw new UserError(`${shard.layout.path}: dataset "${name}" is missing.`, {code: 'DATA_MISSING_DATASET', exitCode: ExitCode.USAGE})
-    readInto(ds, ranges, out, at)
     stats.library++
+    return readInto(ds, ranges, out, at)
   }
 
-  const readBlock = (shard: Shard, a: number, b: number, f0: number, f1: number, origin: number[], out: Float32Array, at: number) => {
+  /** Reads samples [a, b), frames [f0, f1) of one shard into out at `at`; returns the values written. */
+  const readBlock = (shard: Shard, a: number, b: number, f0: number, f1: number, origin: number[], out: Float32Array, at: number): number => {
     const l = shard.layout
     const time: [number, number, number] = [f0 * timeStride, Math.min(l.numFrames, (f1 - 1) * timeStride + 1), timeStride]
     const space = spatialShape.map((n, i) => [origin[i], origin[i] + n] as [number, number])
     if (l.kind === 'tensor' || l.kind === 'data') {
       const name = l.datasets[0]
       const ranges = sliceRanges(l.kind, a, b, time, space).ranges
-      readOne(shard, name, ranges, out, at)
+      return readOne(shard, name, ranges, out, at)
     } else if (l.kind === 'fields') {
       // One field per read; interleave into channels-last.
+      let written = 0
       const ranges = sliceRanges('fields', a, b, time, space).ranges
       for (let c = 0; c < C; c++) {
         const name = l.datasets[c]
         let values: Float32Array
-        const count = (b - a) * (f1 - f0) * frameSize / C
-        if (shard.raw?.readInto(name, ranges, (fieldScratch = fieldScratch.length >= count ? fieldScratch : new Float32Array(count)), 0)) {
-          values = fieldScratch.subarray(0, count)
+        const count = ((b - a) * (f1 - f0) * frameSize) / C
+        if (fieldScratch.length < count) fieldScratch = new Float32Array(count)
+        const n = shard.raw ? shard.raw.readInto(name, ranges, fieldScratch, 0) : -1
+        if (n >= 0) {
+          values = fieldScratch.subarray(0, n)
           stats.raw++
         } else {
           values = toFloat32((getDataset(shard.file, name) as H5Dataset).slice(ranges))
           stats.library++
         }
         for (let j = 0; j < values.length; j++) out[at + j * C + c] = values[j]
+        written += values.length
       }
+      return written
     } else {
       const per = (f1 - f0) * frameSize
+      let written = 0
       for (let i = a; i < b; i++) {
         const name = l.datasets[i]
-        readOne(shard, name, sliceRanges('groups', i, i + 1, time, space).ranges, out, at + (i - a) * per)
+        written += readOne(shard, name, sliceRanges('groups', i, i + 1, time, space).ranges, out, at + (i - a) * per)
       }
+      return written
     }
   }
 
@@ -261,7 +270,10 @@ export async function openDatasetFiles(
       const bytesPerSample = sampleSize * 4
       const need = (end - start) * sampleSize
       if (readOptions.out && readOptions.out.length < need) throw usage(`the output buffer holds ${readOptions.out.length} values; ${need} are needed.`)
-      const out = readOptions.out ? readOptions.out.subarray(0, need) : new Float32Array(need)
+      // A fresh array need not be zeroed (about 2x faster for large batches): every value is
+      // overwritten, which the count check below makes sure of.
+      const out = readOptions.out ? readOptions.out.subarray(0, need) : new Float32Array(Buffer.allocUnsafeSlow(need * 4).buffer, 0, need)
+      let written = 0
       for (const shard of shards) {
         const lo = Math.max(start, shard.offset)
         const hi = Math.min(end, shard.offset + shard.layout.numSamples)
@@ -270,7 +282,7 @@ export async function openDatasetFiles(
           const step = Math.max(1, Math.floor(budget / bytesPerSample))
           for (let a = lo; a < hi; a += step) {
             const b = Math.min(hi, a + step)
-            readBlock(shard, a - shard.offset, b - shard.offset, 0, numFrames, origin, out, (a - start) * sampleSize)
+            written += readBlock(shard, a - shard.offset, b - shard.offset, 0, numFrames, origin, out, (a - start) * sampleSize)
           }
         } else {
           // One sample is larger than the budget: read it a few frames at a time.
@@ -278,11 +290,12 @@ export async function openDatasetFiles(
           for (let i = lo; i < hi; i++) {
             for (let f = 0; f < numFrames; f += framesPerRead) {
               const f1 = Math.min(numFrames, f + framesPerRead)
-              readBlock(shard, i - shard.offset, i - shard.offset + 1, f, f1, origin, out, (i - start) * sampleSize + f * frameSize)
+              written += readBlock(shard, i - shard.offset, i - shard.offset + 1, f, f1, origin, out, (i - start) * sampleSize + f * frameSize)
             }
           }
         }
       }
+      if (written !== need) throw new Error(`internal error: read ${written} of ${need} values for samples [${start}, ${end})`)
       if (norm) normalizeChannels(out, norm, C)
       return {data: out, shape: [end - start, numFrames, ...spatialShape, C]}
     },
