@@ -2,6 +2,8 @@
  * PDEBench HDF5 data: shard discovery and a streaming `Dataset` that reads hyperslabs only,
  * never more than `readBudgetBytes` per read (the wasm heap is capped at 2 GiB while real files
  * are ~8 GB). Samples come back channels-last: [n, T', X'(, Y'), C] as one Float32Array.
+ * Little-endian float32 datasets stored contiguously or in unfiltered chunks are read straight
+ * from the file (h5-raw.ts, no HDF5 library call); everything else goes through h5wasm.
  */
 import {readdir} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
