@@ -219,22 +219,26 @@ function readSymbolTable(read: ReadAt, btree: number, heap: number, base: number
   const heapData = u64(h, 24)
   need(heapSize >= 0 && heapData >= 0, 'local heap data')
   const names = read(base + heapData, heapSize)
-  const visit = (node: number, depth: number) => {
-    need(depth < 64, 'B-tree too deep')
+  const seen = new Set<number>()
+  const visit = (node: number, expectLevel: number) => {
+    // A real B-tree never shares a node and its levels step down by one: a corrupt one cannot loop.
+    need(!seen.has(node), 'B-tree node seen twice')
+    seen.add(node)
     const head = read(node, 24)
     need(head.toString('latin1', 0, 4) === 'TREE' && head[4] === 0, 'group B-tree node')
     const level = head[5]
+    need(expectLevel < 0 || level === expectLevel, 'B-tree level')
     const used = head.readUInt16LE(6)
     // keys (8 bytes, heap offsets) and children (8 bytes) interleave: key0 child0 key1 ... keyN
     const body = read(node + 24, (2 * used + 1) * 8)
     for (let i = 0; i < used; i++) {
       const child = u64(body, 8 + i * 16)
       need(child >= 0, 'B-tree child')
-      if (level > 0) visit(base + child, depth + 1)
+      if (level > 0) visit(base + child, level - 1)
       else readSymbolNode(read, base + child, names, base, into)
     }
   }
-  visit(btree, 0)
+  visit(btree, -1)
 }
 
 function readSymbolNode(read: ReadAt, at: number, names: Buffer, base: number, into: Map<string, number>): void {
@@ -316,13 +320,18 @@ function parseLayout(read: ReadAt, d: Buffer, base: number, shape: number[] | nu
   return {shape, chunkShape, chunks, layout: 'chunked'}
 }
 
-function readChunkIndex(read: ReadAt, node: number, base: number, chunkShape: number[], into: Map<string, RawChunk>, depth = 0): void {
-  need(depth < 64 && into.size < 10_000_000, 'chunk B-tree')
+function readChunkIndex(
+  read: ReadAt, node: number, base: number, chunkShape: number[], into: Map<string, RawChunk>,
+  expectLevel = -1, seen = new Set<number>(),
+): void {
+  need(!seen.has(node) && seen.size < 10_000_000, 'chunk B-tree node seen twice')
+  seen.add(node)
   const rank = chunkShape.length
   const bytes = chunkShape.reduce((a, b) => a * b, 4)
   const head = read(node, 24)
   need(head.toString('latin1', 0, 4) === 'TREE' && head[4] === 1, 'chunk B-tree node')
   const level = head[5]
+  need(expectLevel < 0 || level === expectLevel, 'chunk B-tree level')
   const used = head.readUInt16LE(6)
   const keySize = 8 + 8 * (rank + 1)
   const body = read(node + 24, (used + 1) * keySize + used * 8)
@@ -331,7 +340,7 @@ function readChunkIndex(read: ReadAt, node: number, base: number, chunkShape: nu
     const child = u64(body, k + keySize)
     need(child >= 0, 'chunk address')
     if (level > 0) {
-      readChunkIndex(read, base + child, base, chunkShape, into, depth + 1)
+      readChunkIndex(read, base + child, base, chunkShape, into, level - 1, seen)
       continue
     }
     need(body.readUInt32LE(k) === bytes && body.readUInt32LE(k + 4) === 0, 'chunk size or filter mask')

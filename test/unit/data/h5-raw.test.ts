@@ -196,6 +196,19 @@ f = h5py.File(sys.argv[1], 'r'); print(repr(float(f['tensor'][1, 6, 15])) + ' ' 
       assert.equal(locateDataset(readIn(bytes), bytes.length, 'missing'), null)
       assert.equal(locateDataset(readIn(bytes), bytes.length, 'x-coordinate/inner'), null)
     }
+    // A chunk B-tree whose internal node points back at itself (no checksums in v0 files): refused, no hang.
+    const deep = await readFile(join(dir, 'chunked-deep', 'burgers1d_train.h5'))
+    let node = -1
+    for (let i = deep.indexOf('TREE'); i >= 0; i = deep.indexOf('TREE', i + 1)) if (deep[i + 4] === 1 && deep[i + 5] > 0) node = i
+    assert.ok(node > 0, 'the 400-chunk file has an internal chunk B-tree node')
+    const looped = Buffer.from(deep)
+    looped.writeBigUInt64LE(BigInt(node), node + 24 + 40)
+    const inMemory = (offset: number, length: number) => {
+      if (offset + length > looped.length) throw new Error('past the end')
+      return looped.subarray(offset, offset + length)
+    }
+    assert.ok(locateDataset((o, n) => deep.subarray(o, o + n), deep.length, 'tensor'))
+    assert.equal(locateDataset(inMemory, looped.length, 'tensor'), null)
     const junk = join(dir, 'junk.h5')
     await writeFile(junk, Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 9]), Buffer.alloc(600, 0xff)]))
     const f = openRawFile(junk)!
