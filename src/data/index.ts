@@ -4,7 +4,7 @@
  */
 export {
   openDataset, openDatasetFiles, findShards, listShards, DEFAULT_READ_BUDGET_BYTES,
-  type Dataset, type DatasetOptions, type ReadOptions, type SampleBatch,
+  type Dataset, type DatasetOptions, type ReadOptions, type ReadStats, type SampleBatch,
 } from './pdebench.js'
 export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
 export {createPdebenchWriter, type PdebenchWriter, type WriterOptions} from './writer.js'
