@@ -18,9 +18,12 @@ import {type FusedMode, setFusedKernels} from '../src/training/fused.js'
 import {trainingLoss} from '../src/training/losses.js'
 import {LatentOperator} from '../src/training/models/operator.js'
 import {Optimizer} from '../src/training/optim.js'
+import {ReplicaPool} from '../src/training/parallel/index.js'
+import {optimizerStep} from '../src/training/stages/loop.js'
 import {ParamStore} from '../src/training/params.js'
 import {Rng} from '../src/training/rng.js'
 import {trainStep} from '../src/training/step.js'
+import {buildBenchOperator} from './operator-replica.js'
 
 export interface TrainingBenchRow {
   backend: string
@@ -31,6 +34,10 @@ export interface TrainingBenchRow {
   samplesPerSec: number
   gflopPerSec: number
   steps: number
+  /** Data-parallel replicas (main + worker threads); absent: 1. */
+  replicas?: number
+  /** Micro-batches the batch is split into (absent: 1); their gradients are summed, as accum_steps does. */
+  microBatches?: number
   /** Kernel name -> ms in one profiled step, largest first; 'JS (outside kernels)' is the rest. */
   kernels: {name: string; ms: number; share: number}[]
 }
@@ -114,6 +121,46 @@ async function benchTfjs(backend: 'wasm' | 'cpu', fused: FusedMode, steps: numbe
   return {row, paramCount, flopsPerStep}
 }
 
+/**
+ * The same work as the single-batch rows (BATCH items, forward + backward + AdamW) as the training
+ * loop runs it with accum_steps = microBatches: through optimizerStep, on `replicas` replicas.
+ */
+async function benchDataParallel(replicas: number, microBatches: number, steps: number): Promise<TrainingBenchRow> {
+  await resolveBackend('wasm')
+  const args = {config: CONFIG, items: BATCH}
+  const {spec, free, op} = buildBenchOperator(args)
+  const flopsPerStep = 3 * op.matmulFlops(BATCH)
+  const recipe = {module: new URL('operator-replica.ts', import.meta.url).href, export: 'buildBenchOperator', args}
+  const pool = replicas > 1 ? await ReplicaPool.start({workers: replicas - 1, backend: 'wasm', recipe, store: spec.store}) : undefined
+  const optimizer = new Optimizer(spec.store, {type: 'adamw', lr: 1e-3, weightDecay: 0.01})
+  const per = BATCH / microBatches
+  const group = Array.from({length: microBatches}, (_, m) => Array.from({length: per}, (_, i) => m * per + i))
+  const rng = new Rng(2)
+  let step = 0
+  const one = () => optimizerStep(spec, group, rng, {optimizer, context: {stage: 'bench', epoch: 0, step: ++step}}, false, pool)
+  try {
+    for (let i = 0; i < 3; i++) await one()
+    const wall: number[] = []
+    const cpu: number[] = []
+    for (let i = 0; i < steps; i++) {
+      const t0 = performance.now()
+      const c0 = process.cpuUsage()
+      await one()
+      const c = process.cpuUsage(c0)
+      wall.push(performance.now() - t0)
+      cpu.push((c.user + c.system) / 1000)
+    }
+    const ms = median(wall)
+    return {backend: 'wasm', fused: 'auto', msPerStep: ms, cpuMsPerStep: median(cpu), samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, replicas, microBatches, kernels: []}
+  } finally {
+    await pool?.close()
+    optimizer.dispose()
+    free()
+  }
+}
+
+const rowName = (r: TrainingBenchRow): string => `${r.backend}/fused-${r.fused}${r.microBatches ? `/${r.microBatches}x${BATCH / r.microBatches}-${r.replicas ?? 1}-replica${(r.replicas ?? 1) > 1 ? 's' : ''}` : ''}`
+
 function hasTorch(): boolean {
   return existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], {stdio: 'ignore'}).status === 0
 }
@@ -165,6 +212,15 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
     )
     log(`  where the time goes: ${r.row.kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(0)}%`).join(', ')}`)
   }
+  if (which.includes('wasm')) {
+    // The second core: the same 64 items as 2 micro-batches of 32, on 1 replica (the cost of
+    // splitting alone) and on 2 (main + 1 worker thread).
+    for (const replicas of [1, 2]) {
+      const row = await benchDataParallel(replicas, 2, 15)
+      rows.push(row)
+      log(`tfjs wasm, ${row.microBatches} micro-batches of ${BATCH / row.microBatches!} on ${replicas} replica(s): ${row.msPerStep.toFixed(0)} ms/step wall, ${row.cpuMsPerStep.toFixed(0)} ms CPU (all threads), ${row.samplesPerSec.toFixed(0)} samples/s, ${row.gflopPerSec.toFixed(2)} GFLOP/s`)
+    }
+  }
   if (paramCount === 0) {
     const store = new ParamStore(new Rng(0))
     const op = new LatentOperator(store, CONFIG)
@@ -181,7 +237,7 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
     const one = torch.runs.find((t) => t.threads === 1)
     if (one) {
       for (const r of rows) {
-        const ratio = {row: `${r.backend}/fused-${r.fused}`, wall: r.msPerStep / one.msPerStep, cpu: r.cpuMsPerStep / one.cpuMsPerStep}
+        const ratio = {row: rowName(r), wall: r.msPerStep / one.msPerStep, cpu: r.cpuMsPerStep / one.cpuMsPerStep}
         ratios.push(ratio)
         log(`ratio tfjs ${ratio.row} / PyTorch 1 thread: ${ratio.wall.toFixed(2)}x by wall time, ${ratio.cpu.toFixed(2)}x by CPU time (goal: <= 2x)`)
       }
