@@ -8,7 +8,7 @@ export interface ReplicaRecipe {
   args: unknown
 }
 
-/** What a recipe's builder returns (StageSpec-like: only the parts a replica uses). */
+/** workerData of a replica thread. */
 export interface ReplicaInit {
   backend: string
   recipe: ReplicaRecipe
