@@ -26,7 +26,6 @@ A run directory that already has checkpoints is resumed: finished stages are kep
     '<%= config.bin %> train configs/train_burgers_32dim.yaml --backend webgpu   # Dawn on the Vulkan GPU (see ups doctor)',
     '<%= config.bin %> train configs/train_burgers_32dim.yaml --run-dir artifacts/runs/run_20250301_142233_9f3a --stage diff_residual',
     '<%= config.bin %> train configs/local_smoke.yaml --set stages.operator.epochs=2 --set training.batch_size=4 --json',
-    '<%= config.bin %> train configs/train_burgers_32dim.yaml --backend wasm --set training.workers=2   # micro-batches on main + 1 worker thread',
   ]
 
   static args = {config: Args.string({description: 'Path to the YAML config.', required: true})}
