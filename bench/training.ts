@@ -11,6 +11,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
+import {availableParallelism, loadavg} from 'node:os'
 import {fileURLToPath} from 'node:url'
 
 import {resolveBackend} from '../src/training/backend.js'
@@ -56,6 +57,8 @@ export interface TrainingBenchResult {
   flopsPerStep: number
   rows: TrainingBenchRow[]
   torch: TorchPeer
+  /** 2 replicas vs the main thread alone on the same micro-batches, from alternating steps. */
+  dataParallel: {pairedSpeedup: number; loadAverage: number} | null
   /** tfjs row (backend/fused) -> its ms over PyTorch 1-thread's, by wall and by CPU time. */
   ratios: {row: string; wall: number; cpu: number}[]
   goal: string
@@ -123,37 +126,46 @@ async function benchTfjs(backend: 'wasm' | 'cpu', fused: FusedMode, steps: numbe
 
 /**
  * The same work as the single-batch rows (BATCH items, forward + backward + AdamW) as the training
- * loop runs it with accum_steps = microBatches: through optimizerStep, on `replicas` replicas.
+ * loop runs it with accum_steps = microBatches, through optimizerStep: on the main thread alone and
+ * on `replicas` replicas, step by step in alternation, so both see the same machine load (this
+ * machine is shared; a neighbour's job shifts absolute times by 2x within minutes).
  */
-async function benchDataParallel(replicas: number, microBatches: number, steps: number): Promise<TrainingBenchRow> {
+async function benchDataParallel(replicas: number, microBatches: number, steps: number): Promise<{rows: TrainingBenchRow[]; pairedSpeedup: number}> {
   await resolveBackend('wasm')
   const args = {config: CONFIG, items: BATCH}
   const {spec, free, op} = buildBenchOperator(args)
   const flopsPerStep = 3 * op.matmulFlops(BATCH)
   const recipe = {module: new URL('operator-replica.ts', import.meta.url).href, export: 'buildBenchOperator', args}
-  const pool = replicas > 1 ? await ReplicaPool.start({workers: replicas - 1, backend: 'wasm', recipe, store: spec.store}) : undefined
+  const pool = await ReplicaPool.start({workers: replicas - 1, backend: 'wasm', recipe, store: spec.store})
   const optimizer = new Optimizer(spec.store, {type: 'adamw', lr: 1e-3, weightDecay: 0.01})
   const per = BATCH / microBatches
   const group = Array.from({length: microBatches}, (_, m) => Array.from({length: per}, (_, i) => m * per + i))
   const rng = new Rng(2)
   let step = 0
-  const one = () => optimizerStep(spec, group, rng, {optimizer, context: {stage: 'bench', epoch: 0, step: ++step}}, false, pool)
+  const one = (p?: ReplicaPool) => optimizerStep(spec, group, rng, {optimizer, context: {stage: 'bench', epoch: 0, step: ++step}}, false, p)
+  const timed = async (p?: ReplicaPool) => {
+    const t0 = performance.now()
+    const c0 = process.cpuUsage()
+    await one(p)
+    const c = process.cpuUsage(c0)
+    return {wall: performance.now() - t0, cpu: (c.user + c.system) / 1000}
+  }
   try {
+    for (let i = 0; i < 3; i++) await one(pool)
     for (let i = 0; i < 3; i++) await one()
-    const wall: number[] = []
-    const cpu: number[] = []
+    const single: Array<{wall: number; cpu: number}> = []
+    const parallel: Array<{wall: number; cpu: number}> = []
     for (let i = 0; i < steps; i++) {
-      const t0 = performance.now()
-      const c0 = process.cpuUsage()
-      await one()
-      const c = process.cpuUsage(c0)
-      wall.push(performance.now() - t0)
-      cpu.push((c.user + c.system) / 1000)
+      single.push(await timed())
+      parallel.push(await timed(pool))
     }
-    const ms = median(wall)
-    return {backend: 'wasm', fused: 'auto', msPerStep: ms, cpuMsPerStep: median(cpu), samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, replicas, microBatches, kernels: []}
+    const row = (n: number, xs: typeof single): TrainingBenchRow => {
+      const ms = median(xs.map((x) => x.wall))
+      return {backend: 'wasm', fused: 'auto', msPerStep: ms, cpuMsPerStep: median(xs.map((x) => x.cpu)), samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, replicas: n, microBatches, kernels: []}
+    }
+    return {rows: [row(1, single), row(replicas, parallel)], pairedSpeedup: median(single.map((x, i) => x.wall / parallel[i].wall))}
   } finally {
-    await pool?.close()
+    await pool.close()
     optimizer.dispose()
     free()
   }
@@ -196,6 +208,7 @@ function runTorch(paramCount: number, flopsPerStep: number, log: (line: string) 
 
 export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['wasm', 'cpu', 'torch'], log: (line: string) => void = (l) => console.log(l)): Promise<TrainingBenchResult> {
   const rows: TrainingBenchRow[] = []
+  let dataParallel: TrainingBenchResult['dataParallel'] = null
   let paramCount = 0
   let flopsPerStep = 0
   const runs: Array<['wasm' | 'cpu', FusedMode, number]> = []
@@ -215,11 +228,13 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
   if (which.includes('wasm')) {
     // The second core: the same 64 items as 2 micro-batches of 32, on 1 replica (the cost of
     // splitting alone) and on 2 (main + 1 worker thread).
-    for (const replicas of [1, 2]) {
-      const row = await benchDataParallel(replicas, 2, 15)
-      rows.push(row)
-      log(`tfjs wasm, ${row.microBatches} micro-batches of ${BATCH / row.microBatches!} on ${replicas} replica(s): ${row.msPerStep.toFixed(0)} ms/step wall, ${row.cpuMsPerStep.toFixed(0)} ms CPU (all threads), ${row.samplesPerSec.toFixed(0)} samples/s, ${row.gflopPerSec.toFixed(2)} GFLOP/s`)
+    const dp = await benchDataParallel(2, 2, 15)
+    rows.push(...dp.rows)
+    dataParallel = {pairedSpeedup: dp.pairedSpeedup, loadAverage: loadavg()[0]}
+    for (const row of dp.rows) {
+      log(`tfjs wasm, ${row.microBatches} micro-batches of ${BATCH / row.microBatches!} on ${row.replicas} replica(s): ${row.msPerStep.toFixed(0)} ms/step wall, ${row.cpuMsPerStep.toFixed(0)} ms CPU (all threads), ${row.samplesPerSec.toFixed(0)} samples/s, ${row.gflopPerSec.toFixed(2)} GFLOP/s`)
     }
+    log(`  2 replicas vs 1, alternating steps: ${dp.pairedSpeedup.toFixed(2)}x faster (median of step-pair ratios; load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores: the second core only helps when it is idle)`)
   }
   if (paramCount === 0) {
     const store = new ParamStore(new Rng(0))
@@ -245,7 +260,7 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
   } else {
     log(`PyTorch peer skipped: ${torch.reason}`)
   }
-  return {config: {...CONFIG, batch: BATCH, optimizer: 'adamw'}, paramCount, flopsPerStep, rows, torch, ratios, goal: 'tfjs wasm within 2x of PyTorch 1-thread step time'}
+  return {config: {...CONFIG, batch: BATCH, optimizer: 'adamw'}, paramCount, flopsPerStep, rows, torch, dataParallel, ratios, goal: 'tfjs wasm within 2x of PyTorch 1-thread step time'}
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
