@@ -190,19 +190,28 @@ function ensureTorch(log: (line: string) => void): string | null {
 function runTorch(paramCount: number, flopsPerStep: number, log: (line: string) => void): TorchPeer {
   const missing = ensureTorch(log)
   if (missing) return {available: false, reason: missing}
-  const r = spawnSync(PYTHON, [PEER, '--threads', '1,2', '--steps', '20', '--batch', String(BATCH), '--expect-params', String(paramCount)], {encoding: 'utf8', timeout: 1_200_000})
-  let out: {error?: string; torch: string; mm512_gflops_1thread: number; runs: {threads: number; ms_median: number; cpu_ms_median: number}[]}
-  try {
-    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
-  } catch {
-    return {available: false, reason: `the PyTorch peer failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`}
+  // One process per thread count: OpenBLAS (pthread build) sizes its own pool from
+  // OPENBLAS_NUM_THREADS at load time and ignores torch.set_num_threads, so a "1 thread" run in a
+  // process started for 2 used both cores (CPU time twice the wall time).
+  type PeerOut = {error?: string; torch: string; mm512_gflops_1thread: number; runs: {threads: number; ms_median: number; cpu_ms_median: number}[]}
+  const outs: PeerOut[] = []
+  for (const threads of [1, 2]) {
+    const env = {...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads)}
+    const r = spawnSync(PYTHON, [PEER, '--threads', String(threads), '--steps', '20', '--batch', String(BATCH), '--expect-params', String(paramCount)], {encoding: 'utf8', timeout: 1_200_000, env})
+    let out: PeerOut
+    try {
+      out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
+    } catch {
+      return {available: false, reason: `the PyTorch peer failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`}
+    }
+    if (out.error) return {available: false, reason: out.error}
+    outs.push(out)
   }
-  if (out.error) return {available: false, reason: out.error}
   return {
     available: true,
-    torch: out.torch,
-    mm512GflopsOneThread: out.mm512_gflops_1thread,
-    runs: out.runs.map((x) => ({threads: x.threads, msPerStep: x.ms_median, cpuMsPerStep: x.cpu_ms_median, samplesPerSec: (BATCH * 1000) / x.ms_median, gflopPerSec: flopsPerStep / x.ms_median / 1e6})),
+    torch: outs[0].torch,
+    mm512GflopsOneThread: outs[0].mm512_gflops_1thread,
+    runs: outs.flatMap((o) => o.runs).map((x) => ({threads: x.threads, msPerStep: x.ms_median, cpuMsPerStep: x.cpu_ms_median, samplesPerSec: (BATCH * 1000) / x.ms_median, gflopPerSec: flopsPerStep / x.ms_median / 1e6})),
   }
 }
 
