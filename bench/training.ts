@@ -11,6 +11,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
+import {availableParallelism, loadavg} from 'node:os'
 import {fileURLToPath} from 'node:url'
 
 import {resolveBackend} from '../src/training/backend.js'
@@ -18,9 +19,12 @@ import {type FusedMode, setFusedKernels} from '../src/training/fused.js'
 import {trainingLoss} from '../src/training/losses.js'
 import {LatentOperator} from '../src/training/models/operator.js'
 import {Optimizer} from '../src/training/optim.js'
+import {ReplicaPool} from '../src/training/parallel/index.js'
+import {optimizerStep} from '../src/training/stages/loop.js'
 import {ParamStore} from '../src/training/params.js'
 import {Rng} from '../src/training/rng.js'
 import {trainStep} from '../src/training/step.js'
+import {buildBenchOperator} from './operator-replica.js'
 
 export interface TrainingBenchRow {
   backend: string
@@ -31,6 +35,10 @@ export interface TrainingBenchRow {
   samplesPerSec: number
   gflopPerSec: number
   steps: number
+  /** Data-parallel replicas (main + worker threads); absent: 1. */
+  replicas?: number
+  /** Micro-batches the batch is split into (absent: 1); their gradients are summed, as accum_steps does. */
+  microBatches?: number
   /** Kernel name -> ms in one profiled step, largest first; 'JS (outside kernels)' is the rest. */
   kernels: {name: string; ms: number; share: number}[]
 }
@@ -49,6 +57,8 @@ export interface TrainingBenchResult {
   flopsPerStep: number
   rows: TrainingBenchRow[]
   torch: TorchPeer
+  /** 2 replicas vs the main thread alone on the same micro-batches, from alternating steps. */
+  dataParallel: {pairedSpeedup: number; loadAverage: number} | null
   /** tfjs row (backend/fused) -> its ms over PyTorch 1-thread's, by wall and by CPU time. */
   ratios: {row: string; wall: number; cpu: number}[]
   goal: string
@@ -114,6 +124,55 @@ async function benchTfjs(backend: 'wasm' | 'cpu', fused: FusedMode, steps: numbe
   return {row, paramCount, flopsPerStep}
 }
 
+/**
+ * The same work as the single-batch rows (BATCH items, forward + backward + AdamW) as the training
+ * loop runs it with accum_steps = microBatches, through optimizerStep: on the main thread alone and
+ * on `replicas` replicas, step by step in alternation, so both see the same machine load (this
+ * machine is shared; a neighbour's job shifts absolute times by 2x within minutes).
+ */
+async function benchDataParallel(replicas: number, microBatches: number, steps: number): Promise<{rows: TrainingBenchRow[]; pairedSpeedup: number}> {
+  await resolveBackend('wasm')
+  const args = {config: CONFIG, items: BATCH}
+  const {spec, free, op} = buildBenchOperator(args)
+  const flopsPerStep = 3 * op.matmulFlops(BATCH)
+  const recipe = {module: new URL('operator-replica.ts', import.meta.url).href, export: 'buildBenchOperator', args}
+  const pool = await ReplicaPool.start({workers: replicas - 1, backend: 'wasm', recipe, store: spec.store})
+  const optimizer = new Optimizer(spec.store, {type: 'adamw', lr: 1e-3, weightDecay: 0.01})
+  const per = BATCH / microBatches
+  const group = Array.from({length: microBatches}, (_, m) => Array.from({length: per}, (_, i) => m * per + i))
+  const rng = new Rng(2)
+  let step = 0
+  const one = (p?: ReplicaPool) => optimizerStep(spec, group, rng, {optimizer, context: {stage: 'bench', epoch: 0, step: ++step}}, false, p)
+  const timed = async (p?: ReplicaPool) => {
+    const t0 = performance.now()
+    const c0 = process.cpuUsage()
+    await one(p)
+    const c = process.cpuUsage(c0)
+    return {wall: performance.now() - t0, cpu: (c.user + c.system) / 1000}
+  }
+  try {
+    for (let i = 0; i < 3; i++) await one(pool)
+    for (let i = 0; i < 3; i++) await one()
+    const single: Array<{wall: number; cpu: number}> = []
+    const parallel: Array<{wall: number; cpu: number}> = []
+    for (let i = 0; i < steps; i++) {
+      single.push(await timed())
+      parallel.push(await timed(pool))
+    }
+    const row = (n: number, xs: typeof single): TrainingBenchRow => {
+      const ms = median(xs.map((x) => x.wall))
+      return {backend: 'wasm', fused: 'auto', msPerStep: ms, cpuMsPerStep: median(xs.map((x) => x.cpu)), samplesPerSec: (BATCH * 1000) / ms, gflopPerSec: flopsPerStep / ms / 1e6, steps, replicas: n, microBatches, kernels: []}
+    }
+    return {rows: [row(1, single), row(replicas, parallel)], pairedSpeedup: median(single.map((x, i) => x.wall / parallel[i].wall))}
+  } finally {
+    await pool.close()
+    optimizer.dispose()
+    free()
+  }
+}
+
+const rowName = (r: TrainingBenchRow): string => `${r.backend}/fused-${r.fused}${r.microBatches ? `/${r.microBatches}x${BATCH / r.microBatches}-${r.replicas ?? 1}-replica${(r.replicas ?? 1) > 1 ? 's' : ''}` : ''}`
+
 function hasTorch(): boolean {
   return existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], {stdio: 'ignore'}).status === 0
 }
@@ -131,24 +190,34 @@ function ensureTorch(log: (line: string) => void): string | null {
 function runTorch(paramCount: number, flopsPerStep: number, log: (line: string) => void): TorchPeer {
   const missing = ensureTorch(log)
   if (missing) return {available: false, reason: missing}
-  const r = spawnSync(PYTHON, [PEER, '--threads', '1,2', '--steps', '20', '--batch', String(BATCH), '--expect-params', String(paramCount)], {encoding: 'utf8', timeout: 1_200_000})
-  let out: {error?: string; torch: string; mm512_gflops_1thread: number; runs: {threads: number; ms_median: number; cpu_ms_median: number}[]}
-  try {
-    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
-  } catch {
-    return {available: false, reason: `the PyTorch peer failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`}
+  // One process per thread count: OpenBLAS (pthread build) sizes its own pool from
+  // OPENBLAS_NUM_THREADS at load time and ignores torch.set_num_threads, so a "1 thread" run in a
+  // process started for 2 used both cores (CPU time twice the wall time).
+  type PeerOut = {error?: string; torch: string; mm512_gflops_1thread: number; runs: {threads: number; ms_median: number; cpu_ms_median: number}[]}
+  const outs: PeerOut[] = []
+  for (const threads of [1, 2]) {
+    const env = {...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads)}
+    const r = spawnSync(PYTHON, [PEER, '--threads', String(threads), '--steps', '20', '--batch', String(BATCH), '--expect-params', String(paramCount)], {encoding: 'utf8', timeout: 1_200_000, env})
+    let out: PeerOut
+    try {
+      out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
+    } catch {
+      return {available: false, reason: `the PyTorch peer failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`}
+    }
+    if (out.error) return {available: false, reason: out.error}
+    outs.push(out)
   }
-  if (out.error) return {available: false, reason: out.error}
   return {
     available: true,
-    torch: out.torch,
-    mm512GflopsOneThread: out.mm512_gflops_1thread,
-    runs: out.runs.map((x) => ({threads: x.threads, msPerStep: x.ms_median, cpuMsPerStep: x.cpu_ms_median, samplesPerSec: (BATCH * 1000) / x.ms_median, gflopPerSec: flopsPerStep / x.ms_median / 1e6})),
+    torch: outs[0].torch,
+    mm512GflopsOneThread: outs[0].mm512_gflops_1thread,
+    runs: outs.flatMap((o) => o.runs).map((x) => ({threads: x.threads, msPerStep: x.ms_median, cpuMsPerStep: x.cpu_ms_median, samplesPerSec: (BATCH * 1000) / x.ms_median, gflopPerSec: flopsPerStep / x.ms_median / 1e6})),
   }
 }
 
 export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['wasm', 'cpu', 'torch'], log: (line: string) => void = (l) => console.log(l)): Promise<TrainingBenchResult> {
   const rows: TrainingBenchRow[] = []
+  let dataParallel: TrainingBenchResult['dataParallel'] = null
   let paramCount = 0
   let flopsPerStep = 0
   const runs: Array<['wasm' | 'cpu', FusedMode, number]> = []
@@ -164,6 +233,17 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
         `${r.row.samplesPerSec.toFixed(0)} samples/s, ${r.row.gflopPerSec.toFixed(2)} GFLOP/s`,
     )
     log(`  where the time goes: ${r.row.kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(0)}%`).join(', ')}`)
+  }
+  if (which.includes('wasm')) {
+    // The second core: the same 64 items as 2 micro-batches of 32, on 1 replica (the cost of
+    // splitting alone) and on 2 (main + 1 worker thread).
+    const dp = await benchDataParallel(2, 2, 15)
+    rows.push(...dp.rows)
+    dataParallel = {pairedSpeedup: dp.pairedSpeedup, loadAverage: loadavg()[0]}
+    for (const row of dp.rows) {
+      log(`tfjs wasm, ${row.microBatches} micro-batches of ${BATCH / row.microBatches!} on ${row.replicas} replica(s): ${row.msPerStep.toFixed(0)} ms/step wall, ${row.cpuMsPerStep.toFixed(0)} ms CPU (all threads), ${row.samplesPerSec.toFixed(0)} samples/s, ${row.gflopPerSec.toFixed(2)} GFLOP/s`)
+    }
+    log(`  2 replicas vs 1, alternating steps: ${dp.pairedSpeedup.toFixed(2)}x faster (median of step-pair ratios; load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores: the second core only helps when it is idle)`)
   }
   if (paramCount === 0) {
     const store = new ParamStore(new Rng(0))
@@ -181,7 +261,7 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
     const one = torch.runs.find((t) => t.threads === 1)
     if (one) {
       for (const r of rows) {
-        const ratio = {row: `${r.backend}/fused-${r.fused}`, wall: r.msPerStep / one.msPerStep, cpu: r.cpuMsPerStep / one.cpuMsPerStep}
+        const ratio = {row: rowName(r), wall: r.msPerStep / one.msPerStep, cpu: r.cpuMsPerStep / one.cpuMsPerStep}
         ratios.push(ratio)
         log(`ratio tfjs ${ratio.row} / PyTorch 1 thread: ${ratio.wall.toFixed(2)}x by wall time, ${ratio.cpu.toFixed(2)}x by CPU time (goal: <= 2x)`)
       }
@@ -189,7 +269,7 @@ export async function benchTraining(which: Array<'wasm' | 'cpu' | 'torch'> = ['w
   } else {
     log(`PyTorch peer skipped: ${torch.reason}`)
   }
-  return {config: {...CONFIG, batch: BATCH, optimizer: 'adamw'}, paramCount, flopsPerStep, rows, torch, ratios, goal: 'tfjs wasm within 2x of PyTorch 1-thread step time'}
+  return {config: {...CONFIG, batch: BATCH, optimizer: 'adamw'}, paramCount, flopsPerStep, rows, torch, dataParallel, ratios, goal: 'tfjs wasm within 2x of PyTorch 1-thread step time'}
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

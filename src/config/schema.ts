@@ -134,6 +134,10 @@ export const trainingSchema = z.object({
     z.object({type: z.enum(['uniform', 'beta']).optional(), alpha: positive.optional(), beta: positive.optional()}),
     'Distribution of diffusion tau during training.',
   ).optional(),
+  workers: d(
+    z.union([z.literal('auto'), posInt]),
+    'Data-parallel replicas of a training step (main thread + worker threads, each with its own backend); each takes whole micro-batches, so at most accum_steps are used. auto: min(CPU cores, accum_steps) on wasm/cpu, 1 on GPU backends; 1: no worker threads.',
+  ).optional(),
   num_workers: compat('data loading is streamed.').optional(),
   pin_memory: compat('no effect here.').optional(),
   prefetch_factor: compat('no effect here.').optional(),

@@ -49,6 +49,8 @@ export interface EstimateDeps {
   provider?: () => Provider
   onProgress?: (line: string) => void
   backend?: BackendRequest
+  /** UPS_TRAIN_WORKERS, so the measured step runs on as many replicas as training would. */
+  workersOverride?: string
 }
 
 // ---------------------------------------------------------------- data shape
@@ -154,7 +156,7 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
   let measured = options.measured
   if (!measured) {
     const {measureModels} = await import('./measure.js')
-    measured = await measureModels(config, shape, {measure: !isStatic, now: deps.now, backend: deps.backend, onProgress: deps.onProgress})
+    measured = await measureModels(config, shape, {measure: !isStatic, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, onProgress: deps.onProgress})
   }
   const stages = measured.models.map((m) => {
     const s = resolveStage(config, m.stage)
@@ -259,13 +261,13 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     const notes: string[] = []
     const shape = await dataShapeOf(config, deps.cwd, notes)
     const {measureModels} = await import('./measure.js')
-    const built = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend})
+    const built = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride})
     done('build models', 'ok', built.models.map((m) => `${m.stage} ${m.params.toLocaleString('en-US')} params, ${(m.memoryBytes / 1e6).toFixed(1)} MB`).join('; '))
     current = 'measure steps'
     let measured: MeasureResult = built
     if (options.static) done('measure steps', 'skipped', '--static')
     else {
-      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend})
+      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride})
       done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map((s) => `${s.stage} ${s.measuredMs.toFixed(1)} ms/step`).join(', '))
     }
     current = 'estimate'

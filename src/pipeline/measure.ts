@@ -7,13 +7,16 @@
  * the loop's own optimizerStep (accumulation, clipping, optimizer, EMA). Loaded lazily: it
  * imports tfjs.
  */
+import {availableParallelism} from 'node:os'
+
 import * as tf from '@tensorflow/tfjs'
 
 import {resolveArchitecture, resolveStage, type StageName, type UpsConfig} from '../config/index.js'
 import {resolveBackend, type BackendRequest} from '../training/backend.js'
 import type {TrainingData} from '../training/data.js'
 import {Optimizer} from '../training/optim.js'
-import {Rng} from '../training/rng.js'
+import {describeReplicas, ReplicaPool, type ReplicaBuild, replicaStartFailure, resolveWorkers, siblingModule} from '../training/parallel/index.js'
+import {Rng, type RngState} from '../training/rng.js'
 import {autoencoderStage} from '../training/stages/autoencoder.js'
 import {buildAutoencoder, buildCorrector, buildOperator, buildSteadyPrior, buildStudent} from '../training/stages/build.js'
 import {consistencyStage} from '../training/stages/consistency-distill.js'
@@ -72,6 +75,8 @@ export interface StageMeasurement {
   flopsPerStep: number
   /** Achieved GFLOP/s of the measured step. */
   gflops: number
+  /** Data-parallel replicas the step ran on (as training would: training.workers). */
+  replicas: number
 }
 
 export interface MeasureResult {
@@ -88,6 +93,10 @@ export interface MeasureOptions {
   /** Most warm-up steps (default WARMUP_MAX_STEPS; at least WARMUP_STEPS). */
   warmupSteps?: number
   backend?: BackendRequest
+  /** CPU cores for training.workers auto (default os.availableParallelism()). */
+  cpus?: number
+  /** UPS_TRAIN_WORKERS, when the caller honours it for training too. */
+  workersOverride?: string
   /** Monotonic milliseconds (performance.now). */
   now: () => number
   onProgress?: (line: string) => void
@@ -181,9 +190,22 @@ function buildStage(stage: StageName, config: UpsConfig, shape: DataShape, rng: 
       const steps = config.training?.distill_num_taus ?? 4
       // Student forward + backward, the teacher's Euler steps, one target evaluation, the operator's forward.
       const flops = 3 * mlpFlops(p, b * tokens) + steps * mlpFlops(teacher.paramCount(), b * tokens) + mlpFlops(p, b * tokens) + opFwd
-      return done(student.kind, p, student.activationBytes(b, tokens), flops, consistencyStage(student, teacher, op, pairs, pairs, dt, steps))
+      return done(student.kind, p, student.activationBytes(b, tokens), flops, consistencyStage(student, teacher, op, pairs, pairs, dt, steps, 1, config.training?.distill_micro_batch ?? 0))
     }
   }
+}
+
+export interface MeasureReplicaArgs {
+  stage: StageName
+  config: UpsConfig
+  shape: DataShape
+  rngState: RngState
+}
+
+/** Worker side of a measured data-parallel step: the same models and synthetic data as main. */
+export function buildMeasureReplica(a: MeasureReplicaArgs): ReplicaBuild {
+  const m = buildStage(a.stage, a.config, a.shape, new Rng(a.rngState))
+  return {spec: m.spec, free: () => m.dispose()}
 }
 
 const median = (xs: number[]) => {
@@ -197,24 +219,36 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
   const models: ModelReport[] = []
   const stages: StageMeasurement[] = []
   for (const stage of enabledStagesOf(config)) {
+    const rngState = rng.getState()
     const m = buildStage(stage, config, shape, rng)
+    let pool: ReplicaPool | undefined
     try {
       const s = resolveStage(config, stage)
       const stateFloats = m.report.params * (3 + (s.optimizer.name === 'sgd' ? 0 : 1) + (s.ema_decay ? 1 : 0))
       models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes})
       options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters`)
       if (!options.measure) continue
-      stages.push(await timeStage(m, s, options))
+      // Time the step training would run: in parallel when training.workers gives > 1 replica.
+      const choice = resolveWorkers({setting: config.training?.workers, backend: backend.name, accumSteps: s.accum_steps, cpus: options.cpus ?? availableParallelism(), envOverride: options.workersOverride})
+      if (choice.replicas > 1) {
+        options.onProgress?.(`  ${stage}: ${describeReplicas(choice.replicas)}`)
+        const recipe = {module: siblingModule(import.meta.url, 'measure'), export: 'buildMeasureReplica', args: {stage, config, shape, rngState} satisfies MeasureReplicaArgs}
+        pool = await ReplicaPool.start({workers: choice.replicas - 1, backend: backend.name, recipe, store: m.spec.store}).catch((e: unknown) => {
+          throw replicaStartFailure(e, stage)
+        })
+      }
+      stages.push(await timeStage(m, s, options, pool))
       const last = stages.at(-1)!
       options.onProgress?.(`  ${stage}: ${last.warmupSteps} warm-up + ${last.stepMs.length - last.warmupSteps} timed steps, ${last.measuredMs.toFixed(1)} ms/step`)
     } finally {
+      await pool?.close()
       m.dispose()
     }
   }
   return {backend: backend.name, models, stages}
 }
 
-async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, options: MeasureOptions): Promise<StageMeasurement> {
+async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, options: MeasureOptions, pool?: ReplicaPool): Promise<StageMeasurement> {
   const stage = m.report.stage
   const optimizer = new Optimizer(m.spec.store, optimizerConfig(s))
   const ema = s.ema_decay !== null && s.ema_decay > 0 ? new Ema(m.spec.store, s.ema_decay) : undefined
@@ -223,7 +257,7 @@ async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, opti
   const group = Array.from({length: s.accum_steps}, () => batch)
   const step = async (i: number) => {
     const t0 = options.now()
-    await optimizerStep(m.spec, group, rng, {optimizer, clipNorm: s.grad_clip, ema, context: {stage, epoch: 0, step: i + 1}})
+    await optimizerStep(m.spec, group, rng, {optimizer, clipNorm: s.grad_clip, ema, context: {stage, epoch: 0, step: i + 1}}, false, pool)
     return options.now() - t0
   }
   try {
@@ -252,6 +286,7 @@ async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, opti
     return {
       stage, batchSize: s.batch_size * s.accum_steps, stepMs, warmupSteps, measuredMs,
       warmupExtraMs: Math.max(0, warmMs - warmupSteps * measuredMs), valBatchMs: median(valMs), flopsPerStep: flops, gflops: flops / measuredMs / 1e6,
+      replicas: pool?.replicas ?? 1,
     }
   } finally {
     optimizer.dispose()

@@ -52,6 +52,15 @@ export class GradientAccumulator {
     return value
   }
 
+  /**
+   * Adds gradients already summed over `count` micro-batches elsewhere (a data-parallel replica),
+   * with the sum of their losses. Takes ownership of the tensors.
+   */
+  addSummed(grads: Grads, lossSum: number, count: number): void {
+    this.addGrads(grads, lossSum)
+    this.count += count - 1
+  }
+
   private addGrads(grads: Grads, value: number): void {
     for (const [name, g] of grads) {
       const prev = this.sums.get(name)
@@ -65,6 +74,15 @@ export class GradientAccumulator {
     }
     this.lossSum += value
     this.count += 1
+  }
+
+  /** The raw sums (not averaged): what a data-parallel replica sends; empties the accumulator. */
+  takeSums(): {lossSum: number; count: number; grads: Grads} {
+    const out = {lossSum: this.lossSum, count: this.count, grads: this.sums}
+    this.sums = new Map()
+    this.lossSum = 0
+    this.count = 0
+    return out
   }
 
   /** Mean loss and mean gradients; the accumulator is empty afterwards (caller disposes grads). */

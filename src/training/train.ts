@@ -6,6 +6,7 @@
  * newest valid checkpoint. Side effects (clock, logger, env, progress, W&B) come in as deps.
  */
 import {readdir} from 'node:fs/promises'
+import {availableParallelism} from 'node:os'
 import {isAbsolute, join, resolve} from 'node:path'
 
 import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
@@ -17,6 +18,7 @@ import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
 import {loadTrainingData, type TrainingData} from './data.js'
+import {describeReplicas, ReplicaPool, replicaStartFailure, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
@@ -40,6 +42,8 @@ export interface TrainDeps {
   resolvedBackend?: ResolvedBackend
   /** Ends the process at once, as SIGKILL would (UPS_TEST_FAULT kill points); absent: they throw. */
   kill?: () => void
+  /** CPU cores for training.workers auto (default os.availableParallelism()). */
+  cpus?: number
 }
 
 export interface TrainOptions {
@@ -137,6 +141,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     let stepOffset = 0
     let finalCheckpoint: string | null = null
     const stepTimes: Record<string, number | null> = {}
+    const dataParallel: Record<string, {replicas: number; reason: string}> = {}
 
     for (const stage of STAGES) {
       const settings = resolveStage(config, stage)
@@ -176,10 +181,28 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       current.stage = stage
       current.batch = settings.batch_size
       logger.info({stage}, `Stage ${stage}: ${settings.epochs} epochs, ${settings.optimizer.name} lr ${settings.optimizer.lr}, batch ${settings.batch_size}x${settings.accum_steps}`)
-      const {spec, free, record} = await buildStage(stage, {config, seed, data, latents, checkpointsDir: ckptDir, lambdas, residualScale: state.stages.diff_residual?.residual_scale})
+      const inputs = {config, seed, data, latents, checkpointsDir: ckptDir, lambdas, residualScale: state.stages.diff_residual?.residual_scale}
+      const {spec, free, record} = await buildStage(stage, inputs)
+      // Replicas build the stage with main's residual scale rather than measuring it again.
+      if (record) inputs.residualScale = record.residual_scale
       let outcome: StageOutcome
+      let pool: ReplicaPool | undefined
       try {
+        const choice = resolveWorkers({
+          setting: config.training?.workers, backend: backend.name, accumSteps: settings.accum_steps,
+          cpus: deps.cpus ?? availableParallelism(), envOverride: deps.env.UPS_TRAIN_WORKERS,
+        })
+        logger.info({stage, replicas: choice.replicas, backend: backend.name, reason: choice.reason}, `Stage ${stage}: ${describeReplicas(choice.replicas)} on ${backend.name} (${choice.reason})`)
+        dataParallel[stage] = {replicas: choice.replicas, reason: choice.reason}
+        await updateMetadata(runDir, {data_parallel: {backend: backend.name, stages: {...dataParallel}}})
+        if (choice.replicas > 1) {
+          const recipe = trainReplicaRecipe(stage, inputs)
+          pool = await ReplicaPool.start({workers: choice.replicas - 1, backend: backend.name, recipe, store: spec.store}).catch((e: unknown) => {
+            throw replicaStartFailure(e, stage)
+          })
+        }
         outcome = await runStage({
+          pool,
           spec, settings, checkpointsDir: ckptDir, seed: deriveSeed(seed, `${stage}/train`),
           checkpointInterval: config.training?.checkpoint_interval ?? 0, globalStepOffset: stepOffset,
           clock: deps.clock, logger, onProgress: deps.onProgress, fault,
@@ -190,6 +213,8 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
           },
         })
       } finally {
+        // Worker threads end with the stage, on success, error and NaN stop alike.
+        await pool?.close()
         free()
       }
       const s: StageState = {

@@ -66,7 +66,8 @@ export async function buildStage(stage: StageName, s: StageInputs): Promise<{spe
     return {spec, free: () => prior.store.dispose()}
   }
   await upstream(dir, 'operator', stage, (p) => loadWeights(op!.store, p))
-  const scale = stage === 'consistency_distill' && s.residualScale ? s.residualScale : await residualScale(op!, trainPairs, data.dt)
+  // Recorded when diff_residual first trained (a resume keeps it); measured otherwise.
+  const scale = s.residualScale ?? (await residualScale(op!, trainPairs, data.dt))
   if (stage === 'diff_residual') {
     const corrector = buildCorrector(config, seed)
     return {spec: diffResidualStage(corrector, op!, trainPairs, valPairs, data.dt, scale), free: () => (freeOp(), corrector.store.dispose()), record: {residual_scale: scale}}

@@ -21,6 +21,8 @@ import {ExitCode, UserError} from '../../util/errors.js'
 import {canonicalJson, sha256} from '../../util/hash.js'
 import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
+import type {ReplicaPool} from '../parallel/pool.js'
+import {dataParallelStep} from '../parallel/step.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
 import {applyAccumulatedAsync, Ema, GradientAccumulator} from '../step.js'
@@ -64,6 +66,8 @@ export interface StageRunOptions {
   fault?: FaultPlan
   /** Validation uses at most this many items (a fixed subset), default 4096. */
   validationCap?: number
+  /** Data-parallel replicas (worker threads) of this stage's model; absent: the main thread alone. */
+  pool?: ReplicaPool
 }
 
 export interface StageOutcome {
@@ -125,6 +129,7 @@ function chunk<T>(xs: T[], n: number): T[][] {
  * One optimizer step of the loop: the loss of each micro-batch (built by the stage, inputs freed
  * after its backward), accumulated, then clipped, applied and folded into the EMA. The dry-run
  * times exactly this (pipeline/measure.ts), so its estimate measures what training runs.
+ * With a pool the micro-batches are shared out over its replicas (parallel/step.ts).
  */
 export async function optimizerStep(
   spec: StageSpec,
@@ -132,7 +137,9 @@ export async function optimizerStep(
   rng: Rng,
   o: Omit<Parameters<typeof applyAccumulatedAsync>[1], 'store'>,
   injectNaN = false,
+  pool?: ReplicaPool,
 ): Promise<{result: Awaited<ReturnType<typeof applyAccumulatedAsync>>; items: number}> {
+  if (pool) return dataParallelStep(spec, group, rng, pool, o, injectNaN)
   const acc = new GradientAccumulator(spec.store)
   let items = 0
   for (const [m, batch] of group.entries()) {
@@ -245,7 +252,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       let items = 0
       for (let g = 0; g < groups.length; g++) {
         const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0
-        const {result: r, items: groupItems} = await optimizerStep(spec, groups[g], rng, {optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}}, inject)
+        const {result: r, items: groupItems} = await optimizerStep(spec, groups[g], rng, {optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}}, inject, o.pool)
         step += 1
         lossSum += r.loss * groupItems
         normSum += r.gradNorm
