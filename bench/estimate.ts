@@ -27,6 +27,8 @@ export interface EstimateBenchResult {
   actualSeconds: number | null
   /** Seconds between the run's recorded steps (train, small_eval, full_eval, ...). */
   actualSteps: Record<string, number>
+  /** Per stage: the run's epoch times summed (logs/training.jsonl), beside estimatedStages. */
+  actualStages: Record<string, number>
   /** estimate / actual */
   ratio: number | null
   withinGoal: boolean
@@ -60,6 +62,7 @@ export async function benchEstimate(log: (line: string) => void = (l) => console
       estimatedEvalSeconds: est.evaluation.seconds,
       actualSeconds: null,
       actualSteps: {},
+      actualStages: {},
       ratio: null,
       withinGoal: false,
     }
@@ -73,6 +76,13 @@ export async function benchEstimate(log: (line: string) => void = (l) => console
       const meta = JSON.parse(await readFile(join(out.runDir, 'metadata.json'), 'utf8'))
       const times = Object.entries(meta.steps as Record<string, {at: string}>).map(([k, v]) => [k, Date.parse(v.at)] as const).sort((a, b) => a[1] - b[1])
       for (let i = 1; i < times.length; i++) result.actualSteps[times[i][0]] = (times[i][1] - times[i - 1][1]) / 1000
+      const log = await readFile(join(out.runDir, 'logs', 'training.jsonl'), 'utf8').catch(() => '')
+      for (const line of log.split('\n').filter(Boolean)) {
+        const r = JSON.parse(line) as Record<string, unknown>
+        const stage = String(r.stage)
+        const seconds = Number(r[`${stage}/epoch_time_sec`] ?? 0)
+        result.actualStages[stage] = Number(((result.actualStages[stage] ?? 0) + seconds).toFixed(3))
+      }
       result.ratio = result.estimatedSeconds / run.seconds
       result.withinGoal = Math.abs(result.ratio - 1) <= GOAL
     }
