@@ -3,32 +3,48 @@ import * as tf from '@tensorflow/tfjs'
 
 import {type LossWeights, trainingLoss} from '../losses.js'
 import type {LatentOperator} from '../models/operator.js'
+import type {Ctx} from '../layers.js'
 import type {LatentPairs} from './latent-items.js'
 import type {Rng} from '../rng.js'
 import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
 
-export function operatorStage(op: LatentOperator, train: LatentPairs, val: LatentPairs, dt: number, lambdas: LossWeights): StageSpec {
+/**
+ * A stage that regresses z1 from z0 with the training loss (operator: the next state;
+ * steady_prior: the late-time state): the same batches, train and validation, with its forward.
+ */
+export function latentRegressionStage(
+  stage: StageSpec['stage'],
+  store: StageSpec['store'],
+  forward: (z0: tf.Tensor3D, ctx?: Ctx) => tf.Tensor,
+  train: LatentPairs,
+  val: LatentPairs,
+  lambdas: LossWeights,
+): StageSpec {
   return {
-    stage: 'operator',
-    store: op.store,
+    stage,
+    store,
     trainItems: train.count,
     valItems: val.count,
     trainLoss(indices, rng) {
       const {z0, z1} = train.batch(indices)
       const ctx = {training: true, rng}
-      return {fn: () => trainingLoss(op.forward(z0, dt, ctx), z1, lambdas), dispose: () => tf.dispose([z0, z1])}
+      return {fn: () => trainingLoss(forward(z0, ctx), z1, lambdas), dispose: () => tf.dispose([z0, z1])}
     },
     async valLoss(indices) {
       const {z0, z1} = val.batch(indices)
       try {
-        return await readScalar(() => trainingLoss(op.forward(z0, dt), z1, lambdas))
+        return await readScalar(() => trainingLoss(forward(z0), z1, lambdas))
       } finally {
         tf.dispose([z0, z1])
       }
     },
     dispose: () => undefined,
   }
+}
+
+export function operatorStage(op: LatentOperator, train: LatentPairs, val: LatentPairs, dt: number, lambdas: LossWeights): StageSpec {
+  return latentRegressionStage('operator', op.store, (z0, ctx) => op.forward(z0, dt, ctx), train, val, lambdas)
 }
 
 /**
