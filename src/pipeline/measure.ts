@@ -27,25 +27,28 @@ import {operatorStage} from '../training/stages/operator.js'
 import {steadyPriorStage} from '../training/stages/steady-prior.js'
 import type {StageSpec} from '../training/stages/types.js'
 import {Ema} from '../training/step.js'
-import type {DataShape} from './estimate-math.js'
+import {type DataShape, itemsPerEpoch, stepsPerEpochOf} from './estimate-math.js'
 import {enabledStagesOf} from './stages.js'
 /** At least this many steps run before timing starts (the first ones compile kernels). */
 export const WARMUP_STEPS = 2
 /**
  * Warm-up then continues while the step time is still falling: on wasm/cpu it keeps dropping for
  * 20-40 steps (V8 and WebAssembly tier-up of the kernels and the JS around them, compiled in the
- * background), settling at half or less of the first steps' time. Training runs hundreds of
- * steps, so its time per step is the settled one: timing right after 2 steps overestimated it
- * ~2x. It stops when the median of the last WARMUP_WINDOW steps is within WARMUP_SETTLED of
- * the window before, or at WARMUP_MAX_STEPS / WARMUP_BUDGET_MS (large models: a few slow steps
- * suffice). A looser rule (6-step windows within 10%, at most 64 steps) stopped small models
- * while their steps were still falling: the smoke config's operator measured 19 ms a step
- * against 14 ms in training, and the estimate ran 1.5x over.
+ * background), settling at half or less of the first steps' time, and small models drop again
+ * later (the smoke config's operator: ~20 ms a step for 120 steps, then ~15). It stops when the
+ * median of the last WARMUP_WINDOW steps is within WARMUP_SETTLED of the window before and the
+ * steps so far span at least WARMUP_MIN_SPAN_MS, or at WARMUP_MAX_STEPS / WARMUP_BUDGET_MS
+ * (large models: a few slow steps suffice), and never runs more steps than the stage will train.
+ * What the warm-up steps cost beyond the settled time is charged once (warmupExtraMs), so the
+ * estimate follows the measured curve rather than one point of it. Stopping at the first settled
+ * window (as little as 0.1 s of steps) timed the one stage while the process was still compiling
+ * in the background: estimates ran 1.15-1.45x over the smoke run.
  */
 export const WARMUP_WINDOW = 10
 export const WARMUP_SETTLED = 0.05
-export const WARMUP_MAX_STEPS = 240
-export const WARMUP_BUDGET_MS = 5000
+export const WARMUP_MIN_SPAN_MS = 2000
+export const WARMUP_MAX_STEPS = 600
+export const WARMUP_BUDGET_MS = 6000
 /** Steps timed after warm-up; the median is the step time (robust to GC pauses and noisy neighbours). */
 export const TIMED_STEPS = 9
 /** Validation batches timed (forward only, as the loop's validation). */
@@ -96,6 +99,8 @@ export interface MeasureOptions {
   steps?: number
   /** Most warm-up steps (default WARMUP_MAX_STEPS; at least WARMUP_STEPS). */
   warmupSteps?: number
+  /** Least wall time of warm-up steps, when the stage trains that long (default WARMUP_MIN_SPAN_MS). */
+  minSpanMs?: number
   backend?: BackendRequest
   /** CPU cores for training.workers auto (default os.availableParallelism()). */
   cpus?: number
@@ -241,7 +246,9 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
           throw replicaStartFailure(e, stage)
         })
       }
-      stages.push(await timeStage(m, s, options, pool))
+      // Training runs this many steps: warm-up never runs more (tiny stages are timed whole).
+      const trainSteps = Math.max(1, s.epochs) * stepsPerEpochOf(itemsPerEpoch(stage, shape), s.batch_size, s.accum_steps)
+      stages.push(await timeStage(m, s, trainSteps, options, pool))
       const last = stages.at(-1)!
       options.onProgress?.(`  ${stage}: ${last.warmupSteps} warm-up + ${last.stepMs.length - last.warmupSteps} timed steps, ${last.measuredMs.toFixed(1)} ms/step`)
     } finally {
@@ -252,7 +259,7 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
   return {backend: backend.name, models, stages}
 }
 
-async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, options: MeasureOptions, pool?: ReplicaPool): Promise<StageMeasurement> {
+async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, trainSteps: number, options: MeasureOptions, pool?: ReplicaPool): Promise<StageMeasurement> {
   const stage = m.report.stage
   const optimizer = new Optimizer(m.spec.store, optimizerConfig(s))
   const ema = s.ema_decay !== null && s.ema_decay > 0 ? new Ema(m.spec.store, s.ema_decay) : undefined
@@ -266,10 +273,12 @@ async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, opti
   }
   try {
     const stepMs: number[] = []
-    const max = Math.max(WARMUP_STEPS, options.warmupSteps ?? WARMUP_MAX_STEPS)
+    const timed = Math.max(1, options.steps ?? TIMED_STEPS)
+    const max = Math.max(WARMUP_STEPS, Math.min(options.warmupSteps ?? WARMUP_MAX_STEPS, trainSteps - timed))
+    const minSpan = options.minSpanMs ?? WARMUP_MIN_SPAN_MS
     let warmMs = 0
     const settled = () => {
-      if (stepMs.length < WARMUP_STEPS + 2 * WARMUP_WINDOW) return false
+      if (stepMs.length < WARMUP_STEPS + 2 * WARMUP_WINDOW || warmMs < minSpan) return false
       const w = WARMUP_WINDOW
       return median(stepMs.slice(-w)) >= (1 - WARMUP_SETTLED) * median(stepMs.slice(-2 * w, -w))
     }
@@ -278,7 +287,7 @@ async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, opti
       warmMs += stepMs.at(-1)!
     }
     const warmupSteps = stepMs.length
-    for (let i = 0; i < Math.max(1, options.steps ?? TIMED_STEPS); i++) stepMs.push(await step(stepMs.length))
+    for (let i = 0; i < timed; i++) stepMs.push(await step(stepMs.length))
     const measuredMs = Math.max(median(stepMs.slice(warmupSteps)), 1e-3)
     const valMs: number[] = []
     for (let i = 0; i < VAL_TIMED; i++) {
