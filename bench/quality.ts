@@ -5,7 +5,7 @@
  * nRMSE at least 5x better than persistence, and the 20-step rollout nRMSE reported.
  * The training engine is reached through `Trainer` (default: trainPipeline, as `ups train` runs it),
  * the simulator through loadSimulatorForEval, so this file needs no change when they land.
- * Run alone: node --import tsx bench/quality.ts [--samples 300] [--budget-minutes 30] [--reuse-data]
+ * Run alone: node --import tsx bench/quality.ts [--samples 500] [--budget-minutes 30] [--reuse-data]
  *   [--no-fit] [--set key=value ...] (--no-fit: the config's epochs as they are, or as --set puts them)
  */
 import {existsSync} from 'node:fs'
@@ -92,7 +92,7 @@ async function defaultTrainer(): Promise<Trainer> {
 
 export async function benchQuality(options: QualityBenchOptions = {}): Promise<QualityBenchResult> {
   const log = options.log ?? ((l: string) => console.log(l))
-  const data = {samples: options.samples ?? 300, nx: options.nx ?? 256, nt: options.nt ?? 201, nu: options.nu ?? 0.01, seed: options.seed ?? 0}
+  const data = {samples: options.samples ?? 500, nx: options.nx ?? 256, nt: options.nt ?? 201, nu: options.nu ?? 0.01, seed: options.seed ?? 0}
   const budgetMinutes = options.budgetMinutes ?? 30
   const rollout = options.rollout ?? 20
   const work = resolve(options.workDir ?? join('artifacts', 'bench', 'quality'))

@@ -5,6 +5,7 @@ import {configOverrideFlag} from '../cli/flags.js'
 import {progressReporter} from '../cli/progress.js'
 import {realWandbDeps} from '../cli/tracking-deps.js'
 import {type EvalCommandResult, loadSimulatorForEval, renderEval, runEvaluation} from '../training/eval-index.js'
+import type {CorrectorNoise} from '../training/simulator.js'
 
 /** The --json contract: results.json's content plus where the files are. */
 export type EvalResultJson = Omit<EvalCommandResult, 'evaluation'>
@@ -28,6 +29,10 @@ Writes results.json, report.md and plots (SVG and PNG) to --out (default <run_di
     rollout: Flags.integer({description: 'Autoregressive rollout steps (default: evaluation.rollout_steps, else 10).', min: 1}),
     tau: Flags.string({description: 'Corrector tau in [0, 1] (default: evaluation.tau, else 0.5).'}),
     corrector: Flags.boolean({description: 'Apply the diffusion corrector / distilled student when the checkpoints have one.', allowNo: true}),
+    'corrector-noise': Flags.string({
+      description: "Where the corrector's sampling starts (default: evaluation.corrector_noise, else mean): mean = zero noise, a deterministic point estimate; sample = one seeded draw.",
+      options: ['mean', 'sample'],
+    }),
     out: Flags.string({description: 'Output folder (default: <run_dir>/eval/<split>/).'}),
     'max-samples': Flags.integer({description: 'Evaluate at most this many trajectories.', min: 1}),
     set: configOverrideFlag,
@@ -41,7 +46,7 @@ Writes results.json, report.md and plots (SVG and PNG) to --out (default <run_di
     const result = await runEvaluation(
       {
         configPath: args.config, checkpointsDir: flags.checkpoints, overrides: flags.set, split: flags.split, rollout: flags.rollout,
-        tau, useCorrector: flags.corrector, maxSamples: flags['max-samples'], outDir: flags.out,
+        tau, useCorrector: flags.corrector, correctorNoise: flags['corrector-noise'] as CorrectorNoise | undefined, maxSamples: flags['max-samples'], outDir: flags.out,
       },
       {
         loadSimulator: loadSimulatorForEval, now: () => new Date(), clock: () => performance.now(), env: process.env,

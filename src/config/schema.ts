@@ -153,6 +153,10 @@ export const evaluationSchema = z.object({
   max_samples: d(posInt.nullable(), 'Evaluate at most this many trajectories.').optional(),
   tau: d(z.number().min(0).max(1), 'Corrector tau.').optional(),
   use_corrector: d(z.boolean(), 'Apply the diffusion corrector.').optional(),
+  corrector_noise: d(
+    z.enum(['mean', 'sample']),
+    "Where the corrector's sampling starts: mean (zero noise: a deterministic estimate of the residual's mean, the best point prediction) or sample (a seeded draw from its distribution).",
+  ).optional(),
 })
 
 export const wandbSchema = z.object({

@@ -16,6 +16,7 @@ import {WandbMirror, wandbSettingsFromConfig, type WandbDeps} from '../tracking/
 import {ExitCode, UserError} from '../util/errors.js'
 import {type EvalResult, evaluate, type Simulator} from './evaluate.js'
 import {inspectCheckpoints, type CheckpointInventory} from './load-simulator.js'
+import type {CorrectorNoise} from './simulator.js'
 import {evalSummary, resultsJson, type WrittenReport, writeEvalReport} from './report.js'
 
 export interface RunEvalOptions {
@@ -30,6 +31,7 @@ export interface RunEvalOptions {
   rollout?: number
   tau?: number
   useCorrector?: boolean
+  correctorNoise?: CorrectorNoise
   maxSamples?: number
   outDir?: string
 }
@@ -69,6 +71,7 @@ export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps):
   const rollout = options.rollout ?? ev.rollout_steps ?? 10
   const tau = options.tau ?? ev.tau ?? 0.5
   const useCorrector = options.useCorrector ?? ev.use_corrector ?? true
+  const correctorNoise = options.correctorNoise ?? ev.corrector_noise ?? 'mean'
   const maxSamples = options.maxSamples ?? ev.max_samples ?? null
   const checkpointsDir = options.checkpointsDir
 
@@ -90,7 +93,7 @@ export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps):
     if ((await listShards(root, task, 'train')).length > 0) train = await openDataset(root, task, 'train', {timeStride})
     const t0 = deps.clock()
     const evaluation = await evaluate(
-      {config, dataset, trainDataset: train, simulator, split, rollout, tau, useCorrector, maxSamples},
+      {config, dataset, trainDataset: train, simulator, split, rollout, tau, useCorrector, correctorNoise, maxSamples},
       {now: deps.clock, onProgress: deps.onProgress},
     )
     evaluation.timing.totalSeconds = (deps.clock() - t0) / 1000

@@ -11,6 +11,7 @@
 import type {UpsConfig} from '../config/schema.js'
 import {trainingConfigHash} from '../config/resolve.js'
 import type {Dataset} from '../data/pdebench.js'
+import type {CorrectorNoise} from './simulator.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {improvementRatio, LinearBaselineFitter, type LinearBaseline, persistence, rolloutMap} from './baselines.js'
 import {type FieldMetrics, FieldMetricsAccumulator, type RolloutMetrics, RolloutMetricsAccumulator} from './metrics.js'
@@ -31,7 +32,7 @@ export interface Simulator {
   /** One operator step of size dt. */
   step(z: Tensorish, dt: number): MaybePromise<Tensorish>
   /** The corrected next latent given the operator's prediction (diffusion corrector at tau, or the distilled student). */
-  correct?(prediction: Tensorish, context: {previous: Tensorish; dt: number; tau: number}): MaybePromise<Tensorish>
+  correct?(prediction: Tensorish, context: {previous: Tensorish; dt: number; tau: number; noise: CorrectorNoise}): MaybePromise<Tensorish>
   /** Which corrector `correct` applies, for the report. */
   correctorKind?: string
   /** Per-channel statistics the simulator was trained with (x_norm = (x - mean) / std). */
@@ -51,6 +52,8 @@ export interface EvalOptions {
   rollout: number
   tau: number
   useCorrector: boolean
+  /** Where the corrector's sampling starts (default 'mean': a deterministic point estimate). */
+  correctorNoise?: CorrectorNoise
   maxSamples?: number | null
   /** The training split (physical units) to fit the linear baseline on; without it that baseline is skipped. */
   trainDataset?: Dataset | null
@@ -98,7 +101,7 @@ export interface EvalResult {
   rolloutSteps: number
   dt: number
   tau: number
-  corrector: {used: boolean; kind: string | null}
+  corrector: {used: boolean; kind: string | null; noise: CorrectorNoise | null}
   configHash: string
   checkpointHashes: Record<string, string>
   model: PairMetrics
@@ -133,6 +136,7 @@ export async function evaluate(options: EvalOptions, deps: EvalDeps): Promise<Ev
   const R = Math.max(1, Math.min(options.rollout, T - 1))
   const dt = options.dt ?? config.training?.dt ?? (ds.t && ds.t.length > 1 ? ds.t[1] - ds.t[0] : 1)
   const useCorrector = options.useCorrector && typeof sim.correct === 'function'
+  const correctorNoise = options.correctorNoise ?? 'mean'
   const batch = options.batchSize ?? 8
   const chunk = options.frameBatch ?? 64
   const nExamples = Math.min(options.examples ?? 3, N)
@@ -185,7 +189,7 @@ export async function evaluate(options: EvalOptions, deps: EvalDeps): Promise<Ev
     const zTarget = pickFrames(zAll.data, b, T, zPer, 1, T)
     const stepFn = async (z: Tensorish): Promise<Tensorish> => {
       const next = await sim.step(z, dt)
-      return useCorrector ? sim.correct!(next, {previous: z, dt, tau: options.tau}) : next
+      return useCorrector ? sim.correct!(next, {previous: z, dt, tau: options.tau, noise: correctorNoise}) : next
     }
     const zOne = await call(stepFn, {data: zIn, shape: [b * (T - 1), ...zShape]})
     const uOne = denormalize((await call((z) => sim.decode(z), zOne)).data, sim.normStats)
@@ -248,7 +252,7 @@ export async function evaluate(options: EvalOptions, deps: EvalDeps): Promise<Ev
   })
   return {
     task: ds.task, split: options.split, samples: N, frames: T, grid: spatial, channels: C, rolloutSteps: R, dt, tau: options.tau,
-    corrector: {used: useCorrector, kind: useCorrector ? (sim.correctorKind ?? 'corrector') : null},
+    corrector: {used: useCorrector, kind: useCorrector ? (sim.correctorKind ?? 'corrector') : null, noise: useCorrector ? correctorNoise : null},
     configHash: trainingConfigHash(config),
     checkpointHashes: {...sim.hashes},
     model,

@@ -86,7 +86,7 @@ export async function loadSimulatorForEval(config: UpsConfig, checkpointsDir: st
     encode: (u, shape) => engine.encode(u, shape, {task, normalized: true}),
     decode: (z) => engine.decode(z as Parameters<typeof engine.decode>[0], {task, normalized: true}),
     step: (z, dt) => engine.step(z as Parameters<typeof engine.step>[0], dt),
-    correct: correct ? (prediction, context) => correct(prediction as Parameters<typeof correct>[0], {tau: context.tau}) : undefined,
+    correct: correct ? (prediction, context) => correct(prediction as Parameters<typeof correct>[0], {tau: context.tau, noise: context.noise}) : undefined,
     correctorKind: correct ? (engine.distilled ? 'distilled one-step student' : 'diffusion corrector (multi-step)') : undefined,
     normStats: engine.normStats[task],
     hashes: engine.hashes as Record<string, string>,

@@ -122,7 +122,7 @@ export function renderEval(r: {evaluation: EvalResult; reportPath: string; resul
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => (row[c] ?? '').length)))
   const text = rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd())
   const lines = [
-    `Evaluated ${e.samples} ${e.task} trajectories (${e.split} split, ${e.frames} frames, grid ${e.grid.join('x')}), corrector ${e.corrector.used ? `on (tau ${e.tau})` : 'off'}, in ${fmt(e.timing.totalSeconds, 3)} s:`,
+    `Evaluated ${e.samples} ${e.task} trajectories (${e.split} split, ${e.frames} frames, grid ${e.grid.join('x')}), corrector ${e.corrector.used ? `on (tau ${e.tau}, ${e.corrector.noise} noise)` : 'off'}, in ${fmt(e.timing.totalSeconds, 3)} s:`,
     ...text.map((l) => `  ${l}`),
     `  autoencoder reconstruction nRMSE ${fmt(e.reconstruction.nrmse)}; latent one-step nRMSE ${fmt(e.latent.oneStep.nrmse)}`,
     `Report: ${r.reportPath}`,
@@ -162,7 +162,7 @@ export function renderReportMarkdown(r: EvalResult, ctx: ReportContext, plots: A
     `# Evaluation: ${r.task}, ${r.split} split`,
     '',
     `${r.samples} trajectories of ${r.frames} frames on a ${r.grid.join(' x ')} grid (${r.channels} channel${r.channels === 1 ? '' : 's'}), dt ${fmt(r.dt)}, ` +
-      `rollout ${r.rolloutSteps} steps from the first frame, corrector ${r.corrector.used ? `${r.corrector.kind} (tau ${r.tau})` : 'off'}. ` +
+      `rollout ${r.rolloutSteps} steps from the first frame, corrector ${r.corrector.used ? `${r.corrector.kind} (tau ${r.tau}, sampling from ${r.corrector.noise === 'sample' ? 'a seeded noise draw' : 'the noise mean'})` : 'off'}. ` +
       `Finished ${ctx.finishedAt.toISOString()} in ${fmt(r.timing.totalSeconds, 3)} s.`,
     '',
     `Config hash \`${r.configHash}\`; checkpoints \`${ctx.checkpointsDir}\` (${Object.entries(r.checkpointHashes).map(([k, v]) => `${k} \`${v.slice(0, 12)}\``).join(', ') || 'no hashes'}).`,

@@ -26,12 +26,22 @@ export interface Field {
   shape: number[]
 }
 
+export type CorrectorNoise = 'mean' | 'sample'
+
 export interface CorrectOptions {
   /** Fraction of the sampled residual added to the prediction (default 1: the full correction). */
   tau?: number
   /** Euler steps of the teacher's sampling (default training.distill_num_taus, else 4). */
   steps?: number
-  /** Seed of the starting noise (default 0: deterministic). */
+  /**
+   * Where sampling starts: 'mean' (default) from the noise distribution's mean, zero, which makes
+   * the correction deterministic and, for a Gaussian residual, its conditional mean (the flow from
+   * eps = 0 ends at the mean): the best point estimate for RMSE-type metrics. 'sample' from a
+   * seeded draw: one sample of the residual's distribution, whose spread adds error to a point
+   * estimate (an undertrained corrector adds almost the whole noise, decoded).
+   */
+  noise?: CorrectorNoise
+  /** Seed of the starting noise with noise 'sample' (default 0: deterministic). */
   seed?: number
   /** Sample with the multi-step teacher even when a distilled student exists. */
   useTeacher?: boolean
@@ -144,8 +154,7 @@ export async function loadSimulator(config: UpsConfig, checkpointsDir: string, o
       ? (zPred, o = {}) =>
           latent(() => {
             const cond = zTensor(zPred)
-            const rng = new Rng(o.seed ?? 0)
-            const eps = teacher.noise(zPred.shape, rng)
+            const eps = o.noise === 'sample' ? teacher.noise(zPred.shape, new Rng(o.seed ?? 0)) : tf.zeros<tf.Rank.R3>(zPred.shape)
             const r = student && !o.useTeacher ? student.sample(cond, eps) : teacher.sample(cond, eps, o.steps ?? teacherSteps)
             // The correctors learned residual / residual_scale (runs before it was recorded: 1).
             return tf.add(cond, tf.mul(r, (o.tau ?? 1) * residualScale))

@@ -39,6 +39,9 @@ test('ups eval: usage errors exit 2', async (t) => {
   const missing = await runCli(['eval', CONFIG], {cwd: dir})
   assert.equal(missing.code, 2)
   assert.match(missing.stderr, /checkpoints/)
+  const noise = await runCli(['eval', CONFIG, '--checkpoints', dir, '--corrector-noise', 'gaussian'], {cwd: dir})
+  assert.equal(noise.code, 2)
+  assert.match(noise.stderr, /mean, sample/)
 })
 
 test('ups eval: valid checkpoints reach the engine loader', async (t) => {

@@ -75,6 +75,7 @@ describe('ups run / ups resume', () => {
     const numbers = Object.values(results.summary as Record<string, number>)
     assert.ok(numbers.length > 10 && numbers.every((v) => Number.isFinite(v)), 'every eval metric is a finite number')
     assert.ok(results.baselines.persistence && results.ratios.persistence.oneStep > 0)
+    assert.deepEqual(results.corrector, {used: true, kind: 'distilled one-step student', noise: 'mean'})
     const plots = await readdir(join(run, 'eval', 'small', 'plots'))
     assert.ok(plots.some((f) => f.endsWith('.svg')) && plots.some((f) => f.endsWith('.png')), plots.join(', '))
     assert.match(await readFile(join(dir, 'artifacts', 'leaderboard.csv'), 'utf8'), new RegExp(runs[0]))

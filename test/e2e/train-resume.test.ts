@@ -164,7 +164,7 @@ describe('ups train resume', () => {
       const z1 = await sim.step(z)
       assert.deepEqual(z1.shape, [2, 4, 4])
       assert.notDeepEqual(Array.from(z1.data), Array.from(z.data))
-      const corrected = await sim.correct!(z1, {seed: 1})
+      const corrected = await sim.correct!(z1, {noise: 'sample', seed: 1})
       assert.deepEqual(corrected.shape, [2, 4, 4])
       // The correctors learned residual / residual_scale; the correction is scaled back, so it is
       // of the residual's size (~1x here; an unscaled one is of the unit noise's size, ~5x).
@@ -174,6 +174,13 @@ describe('ups train resume', () => {
       const correctionRms = Math.sqrt(corrected.data.reduce((a, v, i) => a + (v - z1.data[i]) ** 2, 0) / corrected.data.length)
       assert.ok(correctionRms < 3 * scale, `correction RMS ${correctionRms} vs residual scale ${scale}`)
       assert.deepEqual(Array.from((await sim.correct!(z1, {tau: 0})).data), Array.from(z1.data))
+      // Sampling from the noise mean (the default) is deterministic whatever the seed; a seeded draw is not.
+      const mean = Array.from((await sim.correct!(z1, {seed: 1})).data)
+      assert.deepEqual(Array.from((await sim.correct!(z1, {seed: 2})).data), mean)
+      assert.deepEqual(Array.from((await sim.correct!(z1, {noise: 'mean'})).data), mean)
+      assert.notDeepEqual(Array.from(corrected.data), mean)
+      assert.notDeepEqual(Array.from((await sim.correct!(z1, {noise: 'sample', seed: 2})).data), Array.from(corrected.data))
+      assert.notDeepEqual(mean, Array.from(z1.data))
       const back = await sim.decode(z)
       assert.deepEqual(back.shape, [2, 32, 1])
       assert.ok(back.data.every(Number.isFinite))

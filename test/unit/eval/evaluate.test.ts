@@ -67,7 +67,25 @@ test('the corrector runs when enabled and only then; errors are in physical unit
   assert.equal(on.ratios.persistence.oneStep, on.baselines.persistence.oneStep.nrmse / on.model.oneStep.nrmse)
   const off = await run({useCorrector: false}, sim())
   assert.equal(off.corrector.used, false)
+  assert.equal(off.corrector.noise, null)
   assert.ok(off.model.oneStep.rmse < 1e-5)
+})
+
+test('the corrector samples from the noise mean unless told to draw: the choice reaches it and the result', async () => {
+  const seen: string[] = []
+  const watched = () => {
+    const s = offsetSim()
+    const correct = s.correct!
+    s.correct = (z, context) => (seen.push(context.noise), correct(z, context))
+    return s
+  }
+  const byDefault = await run({}, watched())
+  assert.equal(byDefault.corrector.noise, 'mean')
+  assert.ok(seen.length > 0 && seen.every((n) => n === 'mean'), seen.join())
+  seen.length = 0
+  const drawn = await run({correctorNoise: 'sample'}, watched())
+  assert.equal(drawn.corrector.noise, 'sample')
+  assert.ok(seen.length > 0 && seen.every((n) => n === 'sample'), seen.join())
 })
 
 test('without a training split the linear baseline is skipped, with the reason', async () => {
