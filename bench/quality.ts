@@ -5,11 +5,11 @@
  * nRMSE at least 5x better than persistence, and the 20-step rollout nRMSE reported.
  * The training engine is reached through `Trainer` (default: trainPipeline, as `ups train` runs it),
  * the simulator through loadSimulatorForEval, so this file needs no change when they land.
- * Run alone: node --import tsx bench/quality.ts [--samples 500] [--budget-minutes 30] [--reuse-data]
+ * Run alone: node --import tsx bench/quality.ts [--samples 500] [--budget-minutes 30] [--reuse-data] [--resume]
  *   [--no-fit] [--set key=value ...] (--no-fit: the config's epochs as they are, or as --set puts them)
  */
 import {existsSync} from 'node:fs'
-import {mkdir} from 'node:fs/promises'
+import {mkdir, readdir, rm} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
 import {loadConfig, resolveStage, type StageName} from '../src/config/index.js'
@@ -40,6 +40,8 @@ export interface QualityBenchOptions {
   fitEpochs?: boolean
   /** Reuse the data in workDir when it is already there (default: generate afresh). */
   reuseData?: boolean
+  /** Continue the training in workDir (default: start afresh: a finished earlier run would be reused as it is). */
+  resume?: boolean
   /** Default: loadSimulatorForEval (the engine). */
   loadSimulator?: typeof loadSimulatorForEval
   log?: (line: string) => void
@@ -98,6 +100,11 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
   const work = resolve(options.workDir ?? join('artifacts', 'bench', 'quality'))
   const root = join(work, 'data')
   const checkpointsDir = join(work, 'checkpoints')
+  if (!options.resume) {
+    // Training resumes from whatever run directory it finds: a fresh bench leaves none behind.
+    const entries = await readdir(work).catch(() => [])
+    await Promise.all(entries.filter((e) => e !== 'data').map((e) => rm(join(work, e), {recursive: true, force: true})))
+  }
   await mkdir(checkpointsDir, {recursive: true})
 
   if (!(options.reuseData && existsSync(join(root, 'burgers1d_test.h5')))) {
@@ -170,6 +177,9 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
 
 const round = (v: number) => Number(v.toFixed(1))
 
+/** Timed steps per stage when planning (the dry-run times 9). */
+const PLAN_TIMED_STEPS = 30
+
 /** Per stage: the config's epochs and the measured seconds one epoch takes on this machine. */
 export interface StageCost {
   stage: string
@@ -179,34 +189,42 @@ export interface StageCost {
 
 /**
  * Epochs per stage so training fits `budgetSeconds` (after `fixedSeconds` of latent cache,
- * evaluation and start-up). A stage whose configured epochs cost at most `keepShare` of the
- * budget keeps them (the autoencoder: minutes, and its reconstruction error is the floor of
- * every later error: 2 of its 10 epochs left it near the one-step goal by itself); the others share what is left in proportion to their configured time, at
- * least one epoch each. Pure.
+ * evaluation and start-up). The `fill` stage (the autoencoder: its epochs are cheap and its
+ * reconstruction error is the floor of every later error) is reserved up to `fillShare` of the
+ * budget; the other stages share the rest in proportion to their configured time, at least one
+ * epoch each: rounded to the nearest, largest remainder first, where the rounding up still fits
+ * (the operator's 3.7 epochs are 4, not 3, when a fourth fits), else down; then the fill stage
+ * takes whatever is left, up to its configured epochs. Never more epochs than configured. Pure.
  */
-export function fitEpochsToBudget(stages: StageCost[], budgetSeconds: number, fixedSeconds = 0, keepShare = 0.2): Record<string, number> {
+export function fitEpochsToBudget(stages: StageCost[], budgetSeconds: number, fixedSeconds = 0, fillShare = 0.1, fill = 'autoencoder'): Record<string, number> {
   const out: Record<string, number> = {}
-  let left = budgetSeconds - fixedSeconds
-  const scaled: StageCost[] = []
-  for (const s of stages) {
-    const full = s.epochs * s.secondsPerEpoch
-    if (full <= keepShare * budgetSeconds) {
-      out[s.stage] = s.epochs
-      left -= full
-    } else {
-      scaled.push(s)
-    }
+  const left = Math.max(0, budgetSeconds - fixedSeconds)
+  const filler = stages.find((s) => s.stage === fill)
+  const others = stages.filter((s) => s !== filler)
+  const reserved = filler ? Math.min(filler.epochs * filler.secondsPerEpoch, fillShare * budgetSeconds) : 0
+  const fullOthers = others.reduce((a, s) => a + s.epochs * s.secondsPerEpoch, 0)
+  const factor = fullOthers > 0 ? Math.min(1, Math.max(0, left - reserved) / fullOthers) : 1
+  for (const s of others) out[s.stage] = Math.max(1, Math.floor(s.epochs * factor))
+  const spent = () => others.reduce((a, s) => a + out[s.stage] * s.secondsPerEpoch, 0)
+  const byRemainder = [...others].sort((a, b) => ((b.epochs * factor) % 1) - ((a.epochs * factor) % 1))
+  for (const s of byRemainder) {
+    const share = s.epochs * factor
+    if (share % 1 >= 0.5 && out[s.stage] < Math.ceil(share) && spent() + s.secondsPerEpoch <= left - reserved) out[s.stage] += 1
   }
-  const fullScaled = scaled.reduce((a, s) => a + s.epochs * s.secondsPerEpoch, 0)
-  const factor = fullScaled > 0 ? Math.min(1, Math.max(0, left) / fullScaled) : 1
-  for (const s of scaled) out[s.stage] = Math.max(1, Math.floor(s.epochs * factor))
+  if (filler) out[filler.stage] = Math.max(1, Math.min(filler.epochs, Math.floor((left - spent()) / Math.max(1e-9, filler.secondsPerEpoch))))
   return out
 }
 
-/** Measures the config's steps (as `ups dry-run --gpu local` does) and fits its epochs to the budget. */
+/**
+ * Measures the config's steps (as `ups dry-run --gpu local` does, with more timed steps: a 9-step
+ * median of 0.3-0.5 s steps swung 20% between runs here) and fits its epochs to the budget.
+ */
 async function planEpochs(config: UpsConfig, budgetSeconds: number, log: (line: string) => void): Promise<{overrides: string[]; epochs: Record<string, number>}> {
-  const {estimateRun} = await import('../src/pipeline/estimate.js')
-  const est = await estimateRun(config, {gpu: 'local', evalPasses: 1}, {cwd: process.cwd(), now: () => performance.now()})
+  const [{estimateRun, dataShapeOf}, {measureModels}] = await Promise.all([import('../src/pipeline/estimate.js'), import('../src/pipeline/measure.js')])
+  const now = () => performance.now()
+  const shape = await dataShapeOf(config, process.cwd())
+  const measured = await measureModels(config, shape, {measure: true, now, steps: PLAN_TIMED_STEPS})
+  const est = await estimateRun(config, {gpu: 'local', evalPasses: 1, shape, measured}, {cwd: process.cwd(), now})
   const costs = est.stages.map((s) => ({stage: s.stage, epochs: s.epochs, secondsPerEpoch: (s.seconds - s.warmupSeconds) / Math.max(1, s.epochs)}))
   const fixed = est.latentCacheSeconds + est.evaluation.seconds + est.overheadSeconds
   const epochs = fitEpochsToBudget(costs, budgetSeconds, fixed)
@@ -226,5 +244,5 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     return i > 0 ? Number(process.argv[i + 1]) : undefined
   }
   const sets = process.argv.flatMap((a, i) => (a === '--set' ? [process.argv[i + 1]] : []))
-  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes'), overrides: sets, reuseData: process.argv.includes('--reuse-data'), fitEpochs: !process.argv.includes('--no-fit')})
+  await benchQuality({samples: arg('--samples'), budgetMinutes: arg('--budget-minutes'), overrides: sets, reuseData: process.argv.includes('--reuse-data'), resume: process.argv.includes('--resume'), fitEpochs: !process.argv.includes('--no-fit')})
 }

@@ -104,11 +104,23 @@ export const CHECKS: CheckDefinition[] = [
     if (noData) return warn(`${root} does not exist on this machine (--no-data: not required here).`)
     return fail(`${root} does not exist; fetch the data (\`ups data fetch\`), set data.root, or add a data.generate section.`)
   }},
-  {id: 'data.patch_size_divides_grid', group: 'Data', title: 'patch_size divides the grid', run: ({config: c}) => {
+  {id: 'data.patch_size_divides_grid', group: 'Data', title: "latent.tokens tile the grid and patch_size divides a token's span", run: ({config: c}) => {
+    // The autoencoder gives each token an equal span of grid points per axis (grid / tokens per
+    // axis) and reads it as the concatenation of its patch_size-point patches.
     const patch = c.data.patch_size ?? 1
-    const grid = c.data.resolution ?? c.data.generate?.nx ?? TASKS[tasksOf(c)[0]]?.grid[0]
+    const info = TASKS[tasksOf(c)[0]]
+    const grid = c.data.resolution ?? c.data.generate?.nx ?? info?.grid[0]
     if (!grid) return skip('grid size unknown for this task')
-    return grid % patch === 0 ? pass(`${grid} points / patch ${patch}`) : fail(`data.patch_size (${patch}) does not divide the grid (${grid} points).`)
+    const dims = info?.grid.length ?? 1
+    const tokens = resolveArchitecture(c).latent.tokens
+    const perAxis = dims === 1 ? tokens : Math.round(Math.sqrt(tokens))
+    if (perAxis ** dims !== tokens || grid % perAxis !== 0) {
+      return fail(`latent.tokens (${tokens}) does not tile the grid (${grid} points${dims > 1 ? ' per axis: a 2-D grid needs a square token count' : ''}): the autoencoder gives every token an equal span; pick a token count whose ${dims > 1 ? 'side ' : ''}divides ${grid}.`)
+    }
+    const span = grid / perAxis
+    return span % patch === 0
+      ? pass(`${grid} points: ${perAxis} tokens per axis of ${span} points, patches of ${patch}`)
+      : fail(`data.patch_size (${patch}) does not divide a token's span of ${span} points (${grid} points / ${perAxis} tokens per axis): a token is read as the concatenation of its patches, so they must fit it exactly.`)
   }},
   // --- hyperparameters ----------------------------------------------------------------------
   {id: 'hparams.learning_rates_in_range', group: 'Hyperparameters', title: 'learning rates in [1e-6, 1e-2]', run: ({config: c}) => {

@@ -63,7 +63,7 @@ export const dataSchema = z.object({
   task: d(z.union([taskName, z.array(taskName).min(1)]), 'Task name, or a list of tasks for multi-task training.'),
   split: d(z.enum(SPLITS), 'Split to read: train, val (or valid) or test.').optional(),
   root: d(z.string(), 'Folder of the HDF5 files. Falls back to $PDEBENCH_ROOT.').optional(),
-  patch_size: d(posInt, 'Spatial patch size; must divide the grid.').optional(),
+  patch_size: d(posInt, "Points per patch of the grid encoder, per axis. Each latent token spans grid / tokens points per axis and is read as the concatenation of its patches, so patch_size must divide that span; every such size encodes the same.").optional(),
   field_name: d(z.string(), 'Dataset name inside the files (default: tensor, or data for converted shards).').optional(),
   shard_limit: d(posInt.nullable(), 'Read at most this many shards per split.').optional(),
   resolution: d(posInt, 'Spatial grid points of the data (defaults to the task’s PDEBench grid).').optional(),
