@@ -70,6 +70,8 @@ export interface QualityBenchResult {
   reconstructionNrmse: number
   /** Which corrector the main figures used (null: none trained). */
   corrector: string | null
+  /** Where its sampling started (evaluation.corrector_noise; null without a corrector). */
+  correctorNoise: string | null
   /** The same evaluation without the corrector (`ups eval --no-corrector`). */
   operatorOnly: {oneStepNrmse: number; oneStepImprovementVsPersistence: number | null; rolloutNrmse: number; finalStepNrmse: number | null}
   node: string
@@ -161,6 +163,7 @@ export async function benchQuality(options: QualityBenchOptions = {}): Promise<Q
     linearOneStepNrmse: 'skipped' in r.baselines.linear ? null : r.baselines.linear.oneStep.nrmse,
     reconstructionNrmse: r.reconstruction.nrmse,
     corrector: r.corrector.kind,
+    correctorNoise: r.corrector.noise,
     operatorOnly: {
       oneStepNrmse: plain.model.oneStep.nrmse,
       oneStepImprovementVsPersistence: plain.ratios.persistence.oneStep,

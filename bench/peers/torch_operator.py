@@ -3,7 +3,7 @@
 (same layers, shapes, parameter count, init scheme, loss and AdamW), timed per training step
 (forward + backward + AdamW) on CPU with a given number of intra-op threads. Prints one JSON object.
 
-Usage: torch_operator.py [--threads 1,2] [--steps 30] [--batch 64] [--expect-params N]
+Usage: torch_operator.py [--threads 1,2] [--steps 30] [--batch 64] [--expect-params N] [--serve]
 """
 import argparse
 import json
@@ -176,7 +176,7 @@ def mm_gflops(threads, n=512, reps=20):
     return 2 * n ** 3 / best / 1e9
 
 
-def time_steps(threads, steps, batch):
+def make_step(threads, batch):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = LatentOperator(**CONFIG)
@@ -193,6 +193,11 @@ def time_steps(threads, steps, batch):
         opt.step()
         return loss.item()
 
+    return step
+
+
+def time_steps(threads, steps, batch):
+    step = make_step(threads, batch)
     for _ in range(3):
         step()
     times, cpu = [], []
@@ -206,8 +211,27 @@ def time_steps(threads, steps, batch):
             'cpu_ms_median': statistics.median(cpu), 'ms_all': [round(t, 2) for t in times]}
 
 
+def serve(threads, batch):
+    """Paired timing: a line 'N' on stdin runs N steps and answers {"ms": [...]}; 0 or EOF ends."""
+    step = make_step(threads, batch)
+    for _ in range(3):
+        step()
+    print(json.dumps({'ready': True, 'torch': torch.__version__}), flush=True)
+    for line in sys.stdin:
+        n = int(line.strip() or 0)
+        if n <= 0:
+            break
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(json.dumps({'ms': times}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument('--serve', action='store_true', help='answer step requests on stdin (paired timing)')
     ap.add_argument('--threads', default='1,2')
     ap.add_argument('--steps', type=int, default=30)
     ap.add_argument('--batch', type=int, default=64)
@@ -218,6 +242,9 @@ def main():
         print(json.dumps({'error': f'parameter count {params} != {args.expect_params} (architectures differ)'}))
         sys.exit(1)
     threads = [int(t) for t in args.threads.split(',')]
+    if args.serve:
+        serve(threads[0], args.batch)
+        return
     out = {
         'torch': torch.__version__,
         'blas': 'openblas' if 'openblas' in torch.__config__.show().lower() or os.path.exists('/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3') else 'unknown',
