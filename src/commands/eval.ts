@@ -19,6 +19,7 @@ Writes results.json, report.md and plots (SVG and PNG) to --out (default <run_di
     '<%= config.bin %> eval configs/local_smoke.yaml --checkpoints artifacts/runs/run_20250101_120000_ab12/checkpoints --split val --rollout 10',
     '<%= config.bin %> eval configs/train_burgers_32dim.yaml --checkpoints ckpts/ --no-corrector --max-samples 50 --out reports/burgers-op-only',
     '<%= config.bin %> eval configs/train_burgers_32dim.yaml --checkpoints ckpts/ --tau 0.3 --json',
+    '<%= config.bin %> eval configs/train_burgers_32dim.yaml --checkpoints ckpts/ --corrector-noise sample --out reports/burgers-sampled',
   ]
   static args = {
     config: Args.string({description: 'Training config the checkpoints were trained with (YAML).', required: true}),
