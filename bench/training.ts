@@ -14,6 +14,7 @@ import {existsSync} from 'node:fs'
 import {availableParallelism, loadavg} from 'node:os'
 import {fileURLToPath} from 'node:url'
 
+import {stepTimeSettled} from '../src/pipeline/measure.js'
 import {resolveBackend} from '../src/training/backend.js'
 import {type FusedMode, setFusedKernels} from '../src/training/fused.js'
 import {trainingLoss} from '../src/training/losses.js'
@@ -103,8 +104,7 @@ const BLOCK = 5
 const WARM_MAX = 40
 async function warmUp(step: () => Promise<void>): Promise<number> {
   const ms: number[] = []
-  const settled = () => ms.length >= 2 * WARM_WINDOW && median(ms.slice(-WARM_WINDOW)) >= 0.95 * median(ms.slice(-2 * WARM_WINDOW, -WARM_WINDOW))
-  while (ms.length < WARM_MAX && !settled()) {
+  while (ms.length < WARM_MAX && !stepTimeSettled(ms, WARM_WINDOW, 0.05)) {
     const t0 = performance.now()
     await step()
     ms.push(performance.now() - t0)

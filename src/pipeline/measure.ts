@@ -15,7 +15,7 @@ import {resolveArchitecture, resolveStage, type StageName, type UpsConfig} from 
 import {resolveBackend, type BackendRequest} from '../training/backend.js'
 import type {TrainingData} from '../training/data.js'
 import {Optimizer} from '../training/optim.js'
-import {describeReplicas, ReplicaPool, type ReplicaBuild, replicaStartFailure, resolveWorkers, siblingModule} from '../training/parallel/index.js'
+import {describeReplicas, ReplicaPool, type ReplicaBuild, startStageReplicas, resolveWorkers, siblingModule} from '../training/parallel/index.js'
 import {Rng, type RngState} from '../training/rng.js'
 import {autoencoderStage} from '../training/stages/autoencoder.js'
 import {buildAutoencoder, buildCorrector, buildOperator, buildSteadyPrior, buildStudent} from '../training/stages/build.js'
@@ -222,6 +222,11 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]
 }
 
+/** True when the median of the last `window` step times is within `tolerance` of the window before. */
+export function stepTimeSettled(ms: number[], window: number, tolerance: number): boolean {
+  return ms.length >= 2 * window && median(ms.slice(-window)) >= (1 - tolerance) * median(ms.slice(-2 * window, -window))
+}
+
 export async function measureModels(config: UpsConfig, shape: DataShape, options: MeasureOptions): Promise<MeasureResult> {
   const backend = await resolveBackend(options.measure ? (options.backend ?? 'auto') : 'cpu')
   const rng = new Rng(config.seed ?? 0)
@@ -239,13 +244,9 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
       if (!options.measure) continue
       // Time the step training would run: in parallel when training.workers gives > 1 replica.
       const choice = resolveWorkers({setting: config.training?.workers, backend: backend.name, accumSteps: s.accum_steps, cpus: options.cpus ?? availableParallelism(), envOverride: options.workersOverride})
-      if (choice.replicas > 1) {
-        options.onProgress?.(`  ${stage}: ${describeReplicas(choice.replicas)}`)
-        const recipe = {module: siblingModule(import.meta.url, 'measure'), export: 'buildMeasureReplica', args: {stage, config, shape, rngState} satisfies MeasureReplicaArgs}
-        pool = await ReplicaPool.start({workers: choice.replicas - 1, backend: backend.name, recipe, store: m.spec.store}).catch((e: unknown) => {
-          throw replicaStartFailure(e, stage)
-        })
-      }
+      if (choice.replicas > 1) options.onProgress?.(`  ${stage}: ${describeReplicas(choice.replicas)}`)
+      const recipe = () => ({module: siblingModule(import.meta.url, 'measure'), export: 'buildMeasureReplica', args: {stage, config, shape, rngState} satisfies MeasureReplicaArgs})
+      pool = await startStageReplicas(stage, choice.replicas, {backend: backend.name, store: m.spec.store, recipe})
       // Training runs this many steps: warm-up never runs more (tiny stages are timed whole).
       const trainSteps = Math.max(1, s.epochs) * stepsPerEpochOf(itemsPerEpoch(stage, shape), s.batch_size, s.accum_steps)
       stages.push(await timeStage(m, s, trainSteps, options, pool))
@@ -277,11 +278,7 @@ async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, trai
     const max = Math.max(WARMUP_STEPS, Math.min(options.warmupSteps ?? WARMUP_MAX_STEPS, trainSteps - timed))
     const minSpan = options.minSpanMs ?? WARMUP_MIN_SPAN_MS
     let warmMs = 0
-    const settled = () => {
-      if (stepMs.length < WARMUP_STEPS + 2 * WARMUP_WINDOW || warmMs < minSpan) return false
-      const w = WARMUP_WINDOW
-      return median(stepMs.slice(-w)) >= (1 - WARMUP_SETTLED) * median(stepMs.slice(-2 * w, -w))
-    }
+    const settled = () => stepMs.length >= WARMUP_STEPS + 2 * WARMUP_WINDOW && warmMs >= minSpan && stepTimeSettled(stepMs, WARMUP_WINDOW, WARMUP_SETTLED)
     while (stepMs.length < WARMUP_STEPS || (stepMs.length < max && warmMs < WARMUP_BUDGET_MS && !settled())) {
       stepMs.push(await step(stepMs.length))
       warmMs += stepMs.at(-1)!

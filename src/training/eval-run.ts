@@ -71,7 +71,8 @@ export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps):
   const rollout = options.rollout ?? ev.rollout_steps ?? 10
   const tau = options.tau ?? ev.tau ?? 0.5
   const useCorrector = options.useCorrector ?? ev.use_corrector ?? true
-  const correctorNoise = options.correctorNoise ?? ev.corrector_noise ?? 'mean'
+  // Unset: evaluate's default (the noise mean).
+  const correctorNoise = options.correctorNoise ?? ev.corrector_noise
   const maxSamples = options.maxSamples ?? ev.max_samples ?? null
   const checkpointsDir = options.checkpointsDir
 

@@ -18,7 +18,7 @@ import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
 import {loadTrainingData, type TrainingData} from './data.js'
-import {describeReplicas, ReplicaPool, replicaStartFailure, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
+import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
@@ -195,12 +195,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
         logger.info({stage, replicas: choice.replicas, backend: backend.name, reason: choice.reason}, `Stage ${stage}: ${describeReplicas(choice.replicas)} on ${backend.name} (${choice.reason})`)
         dataParallel[stage] = {replicas: choice.replicas, reason: choice.reason}
         await updateMetadata(runDir, {data_parallel: {backend: backend.name, stages: {...dataParallel}}})
-        if (choice.replicas > 1) {
-          const recipe = trainReplicaRecipe(stage, inputs)
-          pool = await ReplicaPool.start({workers: choice.replicas - 1, backend: backend.name, recipe, store: spec.store}).catch((e: unknown) => {
-            throw replicaStartFailure(e, stage)
-          })
-        }
+        pool = await startStageReplicas(stage, choice.replicas, {backend: backend.name, store: spec.store, recipe: () => trainReplicaRecipe(stage, inputs)})
         outcome = await runStage({
           pool,
           spec, settings, checkpointsDir: ckptDir, seed: deriveSeed(seed, `${stage}/train`),

@@ -1,6 +1,6 @@
 export {ReplicaError, ReplicaPool, type ReplicaShare, siblingModule} from './pool.js'
 export type {ReplicaRecipe} from './protocol.js'
 export type {ReplicaBuild} from './replica.js'
-export {dataParallelStep, replicaStartFailure, splitShares} from './step.js'
+export {dataParallelStep, replicaStartFailure, splitShares, startStageReplicas} from './step.js'
 export {toShared, trainReplicaRecipe} from './train-replica.js'
 export {describeReplicas, parseWorkersSetting, resolveWorkers, type WorkersChoice, type WorkersSetting} from './workers.js'

@@ -13,11 +13,14 @@ export interface ReplicaBuild {
   free: () => void
 }
 
-/** Runs micro-batches (each with its own seeded RNG) into `acc`; returns the items seen. */
-export async function runMicroBatches(spec: StageSpec, acc: GradientAccumulator, batches: number[][], seeds: number[], injectNaN = false): Promise<number> {
+/**
+ * Runs micro-batches into `acc` (inputs freed after each backward), micro-batch m drawing from
+ * rngOf(m); returns the items seen. injectNaN poisons the first loss (the NaN drill).
+ */
+export async function runMicroBatches(spec: StageSpec, acc: GradientAccumulator, batches: number[][], rngOf: (m: number) => Rng, injectNaN = false): Promise<number> {
   let items = 0
   for (const [m, batch] of batches.entries()) {
-    const closure = spec.trainLoss(batch, new Rng(seeds[m]))
+    const closure = spec.trainLoss(batch, rngOf(m))
     try {
       await acc.addAsync(injectNaN && m === 0 ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
     } finally {
@@ -55,7 +58,7 @@ export function loadFlatParams(store: ParamStore, flat: Float32Array): void {
 export async function replicaStep(spec: StageSpec, r: StepRequest): Promise<Extract<WorkerMessage, {type: 'result'}>> {
   loadFlatParams(spec.store, r.params)
   const acc = new GradientAccumulator(spec.store)
-  const items = await runMicroBatches(spec, acc, r.batches, r.seeds)
+  const items = await runMicroBatches(spec, acc, r.batches, (m) => new Rng(r.seeds[m]))
   const {lossSum, count, grads} = acc.takeSums()
   const entries = spec.store.entries()
   const out = new Float32Array(r.params.length)

@@ -8,10 +8,12 @@ import * as tf from '@tensorflow/tfjs'
 
 import {ExitCode, UserError} from '../../util/errors.js'
 import type {Grads} from '../optim.js'
-import type {Rng} from '../rng.js'
+import {Rng} from '../rng.js'
 import type {StageSpec} from '../stages/types.js'
 import {applyAccumulatedAsync, GradientAccumulator, type TrainStepResult} from '../step.js'
-import {ReplicaError, type ReplicaPool} from './pool.js'
+import type {ParamStore} from '../params.js'
+import {ReplicaError, ReplicaPool} from './pool.js'
+import type {ReplicaRecipe} from './protocol.js'
 import {flattenParams, runMicroBatches} from './replica.js'
 
 export type ApplyOptions = Omit<Parameters<typeof applyAccumulatedAsync>[1], 'store'>
@@ -50,7 +52,7 @@ export async function dataParallelStep(
     pending.catch(() => undefined) // awaited below; a failure while main computes is not "unhandled"
   }
   const [s0, e0] = pool ? shares[0] : [0, group.length]
-  items += await runMicroBatches(spec, acc, group.slice(s0, e0), seeds.slice(s0, e0), injectNaN)
+  items += await runMicroBatches(spec, acc, group.slice(s0, e0), (m) => new Rng(seeds[s0 + m]), injectNaN)
   let results
   try {
     results = await pending
@@ -80,6 +82,18 @@ function replicaFailure(error: unknown, ctx: ApplyOptions['context']): Error {
     exitCode: ExitCode.CHECK_FAILED,
     cause,
     details: {...ctx, replica: error.replica, ...(error.remoteCode ? {worker_code: error.remoteCode} : {})},
+  })
+}
+
+/**
+ * The worker threads of a stage's `replicas` (none for one: undefined), each building its model
+ * from `recipe()` (called only then: a training recipe moves the stage's data into shared memory).
+ * A start-up failure is a UserError naming the stage.
+ */
+export async function startStageReplicas(stage: string, replicas: number, o: {backend: string; store: ParamStore; recipe: () => ReplicaRecipe}): Promise<ReplicaPool | undefined> {
+  if (replicas < 2) return undefined
+  return ReplicaPool.start({workers: replicas - 1, backend: o.backend, recipe: o.recipe(), store: o.store}).catch((e: unknown) => {
+    throw replicaStartFailure(e, stage)
   })
 }
 

@@ -22,6 +22,7 @@ import {canonicalJson, sha256} from '../../util/hash.js'
 import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import type {ReplicaPool} from '../parallel/pool.js'
+import {runMicroBatches} from '../parallel/replica.js'
 import {dataParallelStep} from '../parallel/step.js'
 import {Rng} from '../rng.js'
 import {Scheduler, type SchedulerConfig, type SchedulerState} from '../schedule.js'
@@ -140,17 +141,9 @@ export async function optimizerStep(
   pool?: ReplicaPool,
 ): Promise<{result: Awaited<ReturnType<typeof applyAccumulatedAsync>>; items: number}> {
   if (pool) return dataParallelStep(spec, group, rng, pool, o, injectNaN)
+  // One replica draws every micro-batch from the stage's RNG in turn (runs before data-parallel training did the same).
   const acc = new GradientAccumulator(spec.store)
-  let items = 0
-  for (const [m, batch] of group.entries()) {
-    const closure = spec.trainLoss(batch, rng)
-    try {
-      await acc.addAsync(injectNaN && m === 0 ? () => tf.mul(closure.fn(), Number.NaN) as tf.Scalar : closure.fn)
-    } finally {
-      closure.dispose()
-    }
-    items += batch.length
-  }
+  const items = await runMicroBatches(spec, acc, group, () => rng, injectNaN)
   return {result: await applyAccumulatedAsync(acc, {...o, store: spec.store}), items}
 }
 
