@@ -9,7 +9,7 @@ import {join, resolve} from 'node:path'
 
 import {loadConfig} from '../config/index.js'
 import {listRuns} from '../tracking/index.js'
-import type {Instance, Provider} from '../vast/index.js'
+import {type Instance, type Provider, recordDestroyed} from '../vast/index.js'
 import {isUserError} from '../util/errors.js'
 import {formatAge} from './duration.js'
 import {readLaunchRecords, type LaunchRecord} from './launch-records.js'
@@ -93,6 +93,12 @@ export async function cleanup(options: CleanupOptions, deps: CleanupDeps): Promi
   if (options.yes) {
     for (const i of instanceItems.filter((x) => x.action === 'destroy')) {
       await attempt(i, () => deps.provider.destroy(i.id))
+      if (i.done && options.launchRecords) {
+        // Its launch record learns when it ended; the destroy itself already happened.
+        await recordDestroyed(options.launchRecords, i.id, {at: deps.now(), by: 'ups cleanup'}).catch((error: Error) =>
+          notes.push(`instance ${i.id} was destroyed, but its launch record could not be updated: ${error.message}`),
+        )
+      }
     }
     for (const r of runItems.filter((x) => x.action === 'archive')) await attempt(r, () => moveDir(r.path, r.target!))
     for (const c of cacheItems.filter((x) => x.action === 'delete')) await attempt(c, () => rm(c.path, {recursive: true, force: true}))

@@ -37,7 +37,10 @@ export interface RunningInstanceCost {
 }
 
 export type EndBasis = 'record' | 'running' | 'run-dir' | 'estimate' | 'unknown'
-export type Outcome = 'succeeded' | 'failed' | 'running' | 'unknown'
+/** rolled_back: `ups launch --wait` gave the instance back (or a duplicate was destroyed): billed briefly, wasted. */
+export type Outcome = 'succeeded' | 'failed' | 'rolled_back' | 'running' | 'unknown'
+/** Launch record statuses of a launch ups gave back. */
+const ROLLED_BACK = new Set(['rolled_back', 'rollback_failed'])
 
 export interface LaunchCost {
   instanceId: number
@@ -69,11 +72,14 @@ export interface CostResult {
     runs: number
     succeeded: number
     failed: number
+    /** Launches given back by ups (verification failed, duplicate instance): shown apart, counted as waste. */
+    rolledBack: number
     running: number
     unknown: number
     totalUsd: number
     succeededUsd: number
-    /** Cost of failed runs. */
+    rolledBackUsd: number
+    /** Cost of failed and rolled-back runs. */
     wasteUsd: number
     /** All spending divided by successful runs (null without one). */
     costPerSuccessfulRunUsd: number | null
@@ -147,11 +153,13 @@ export async function costReport(options: CostOptions, deps: CostDeps): Promise<
       runs: launches.length,
       succeeded,
       failed: count('failed'),
+      rolledBack: count('rolled_back'),
       running: count('running'),
       unknown: count('unknown'),
       totalUsd,
       succeededUsd: sum('succeeded'),
-      wasteUsd: sum('failed'),
+      rolledBackUsd: sum('rolled_back'),
+      wasteUsd: sum('failed') + sum('rolled_back'),
       costPerSuccessfulRunUsd: succeeded > 0 ? totalUsd / succeeded : null,
       unpricedRuns: launches.filter((l) => l.usd === null).length,
     },
@@ -180,7 +188,8 @@ async function priceLaunch(record: LaunchRecord, instance: Instance | undefined,
   let outcome: Outcome = 'unknown'
   let outcomeBasis = vastUnknown ? 'no run directory, no status in the launch record, Vast not reachable' : 'no run directory here and no status in the launch record'
   const recordStatus = record.status?.toLowerCase()
-  if (run && RUN_SUCCESS.has(run.status)) [outcome, outcomeBasis] = ['succeeded', `run metadata: ${run.status}`]
+  if (recordStatus && ROLLED_BACK.has(recordStatus)) [outcome, outcomeBasis] = ['rolled_back', `launch record: ${record.status}`]
+  else if (run && RUN_SUCCESS.has(run.status)) [outcome, outcomeBasis] = ['succeeded', `run metadata: ${run.status}`]
   else if (run && RUN_FAILURE.has(run.status)) [outcome, outcomeBasis] = ['failed', `run metadata: ${run.status}`]
   else if (recordStatus && RUN_SUCCESS.has(recordStatus)) [outcome, outcomeBasis] = ['succeeded', `launch record: ${record.status}`]
   else if (recordStatus && RUN_FAILURE.has(recordStatus)) [outcome, outcomeBasis] = ['failed', `launch record: ${record.status}`]
@@ -217,13 +226,13 @@ export function renderCost(r: CostResult): string {
   L.push(`Burn rate: $${r.hourlyBurnUsd.toFixed(4)}/h = ${money(r.dailyBurnUsd)}/day`, '')
   L.push(`Last ${r.period} (${r.since.slice(0, 16).replace('T', ' ')} to ${r.until.slice(0, 16).replace('T', ' ')} UTC):`)
   const t = r.totals
-  L.push(`  runs launched:          ${t.runs} (${t.succeeded} succeeded, ${t.failed} failed, ${t.running} running, ${t.unknown} unknown)`)
+  L.push(`  runs launched:          ${t.runs} (${t.succeeded} succeeded, ${t.failed} failed, ${t.rolledBack ? `${t.rolledBack} rolled back, ` : ''}${t.running} running, ${t.unknown} unknown)`)
   L.push(`  total cost:             ${money(t.totalUsd)}${t.unpricedRuns ? ` (+ ${t.unpricedRuns} run(s) not priced)` : ''}`)
   L.push(`  cost per successful run: ${t.costPerSuccessfulRunUsd === null ? '- (no successful run)' : money(t.costPerSuccessfulRunUsd)}`)
-  L.push(`  failed runs (waste):    ${money(t.wasteUsd)}`)
+  L.push(`  failed runs (waste):    ${money(t.wasteUsd)}${t.rolledBack ? ` (of which rolled back: ${money(t.rolledBackUsd)})` : ''}`)
   if (r.launches.length > 0) {
     L.push('')
-    const rows = [['Instance', 'Run', 'GPU', 'Started', 'Hours', 'Cost', 'Estimate', 'Outcome', 'End'], ...r.launches.map((l) => [String(l.instanceId), l.runId ?? '-', l.gpu ?? '-', l.startedAt.slice(0, 16).replace('T', ' '), l.hours === null ? '-' : l.hours.toFixed(2), money(l.usd), money(l.estimateUsd), l.outcome, l.endBasis])]
+    const rows = [['Instance', 'Run', 'GPU', 'Started', 'Hours', 'Cost', 'Estimate', 'Outcome', 'End'], ...r.launches.map((l) => [String(l.instanceId), l.runId ?? '-', l.gpu ?? '-', l.startedAt.slice(0, 16).replace('T', ' '), l.hours === null ? '-' : l.hours.toFixed(2), money(l.usd), money(l.estimateUsd), l.outcome === 'rolled_back' ? 'rolled back' : l.outcome, l.endBasis])]
     L.push(alignTable(rows).map((l) => '  ' + l).join('\n'))
   }
   if (r.assumptions.length > 0) {

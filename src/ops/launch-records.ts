@@ -74,7 +74,7 @@ export async function readLaunchRecords(path: string): Promise<LaunchRecordsRead
       return
     }
     const previous = byInstance.get(record.instance_id)
-    byInstance.set(record.instance_id, previous ? {...previous, ...stripUndefined(record)} : record)
+    byInstance.set(record.instance_id, previous ? mergeRecord(previous, record) : record)
   })
   return {path, exists: true, records: [...byInstance.values()], skipped}
 }
@@ -126,6 +126,17 @@ function toRecord(value: unknown, line: number): LaunchRecord | string {
     status: str('status') ?? str('outcome'),
     line,
   }) as LaunchRecord
+}
+
+/**
+ * A later line wins, except: the instance's GPU stopped billing at its FIRST end (a stop, a
+ * rollback), not when it was destroyed days later; and "destroyed" does not hide why it ended.
+ */
+function mergeRecord(previous: LaunchRecord, next: LaunchRecord): LaunchRecord {
+  const merged = {...previous, ...stripUndefined(next)}
+  if (previous.ended_at && next.ended_at && Date.parse(previous.ended_at) < Date.parse(next.ended_at)) merged.ended_at = previous.ended_at
+  if (previous.status && next.status === 'destroyed') merged.status = previous.status
+  return merged
 }
 
 function stripUndefined<T extends object>(value: T): T {

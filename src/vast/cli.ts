@@ -101,6 +101,16 @@ function statusError(status: number, rawMsg: string, command: string, env: NodeJ
       details,
     })
   }
+  if (status === 0) {
+    // The client's own JSON decode of a reply failed (a garbled or cut-off 200): Vast may well have
+    // done the work, so this is a passing fault to retry or check on, never a usage error.
+    return new UserError(`${command}: the vastai CLI could not read Vast.ai's reply (${msg}).`, {
+      code: 'VAST_API_ERROR',
+      hint: 'Vast.ai sent a garbled or empty reply; this usually passes: try again in a minute.',
+      exitCode: ExitCode.EXTERNAL,
+      details: {...details, transient: true},
+    })
+  }
   const transient = status === 429 || status >= 500
   return new UserError(`${command}: Vast.ai API error (HTTP ${status}: ${msg}).`, {
     code: 'VAST_API_ERROR',
@@ -140,6 +150,9 @@ export function detectFailure(res: VastRunResult, args: string[], env: NodeJS.Pr
   }
   const failed = /Failed with error (\d{3}):? ?(.*)/.exec(stderr)
   if (failed) return statusError(Number(failed[1]), failed[2], command, env)
+  // Without --raw the client prints a reply it could not decode as the bare JSON error (HTTP 0).
+  const undecodable = /^(?:Expecting value|Expecting property name|Extra data|Unterminated string|Invalid control character)\b.*\(char \d+\)$/m.exec(stderr)
+  if (undecodable) return statusError(0, undecodable[0], command, env)
 
   const notFound = /no instance found with id (\S+)|Instance (\S+) not found or no longer exists/.exec(res.stdout + '\n' + stderr)
   if (notFound) return statusError(404, notFound[0], command, env)

@@ -13,12 +13,13 @@ import type {EstimateFn} from '../pipeline/launch-estimate.js'
 import {incidentDir, saveInstanceLogs, writeIncidentNote} from '../ops/preserve.js'
 import {newRunId} from '../tracking/rundir.js'
 import {ExitCode, UserError} from '../util/errors.js'
-import {waitForLogLine, waitForStatus} from './lifecycle.js'
+import {destroyWithRetry, waitForLogLine, waitForStatus} from './lifecycle.js'
 import {type GitRunner, type LaunchSource, resolveLaunchSource} from './launch-source.js'
-import {type OfferFilters, cheapestOffer} from './offers.js'
+import {type OfferFilters, cheapestOffers} from './offers.js'
 import {type OnstartScript, buildOnstartScript, shQuote} from './onstart.js'
 import {type CreateInstanceRequest, type Provider, createInstanceArgs} from './provider.js'
 import {type LaunchEstimate, type LaunchRecord, appendLaunchRecord, appendLaunchUpdate} from './records.js'
+import {rentInstance} from './rent.js'
 import type {Offer} from './types.js'
 
 /** CUDA 11.2 + cuDNN 8.1: what tfjs-node-gpu's libtensorflow is built against. */
@@ -30,6 +31,8 @@ export const TRAINING_STARTED = /Training started/
 /** Secrets forwarded to the instance through the create call's environment (never the script). */
 export const FORWARDED_SECRETS = ['WANDB_API_KEY'] as const
 export const INSTANCE_ENV = {NVIDIA_DRIVER_CAPABILITIES: 'compute,utility,graphics'}
+/** Offers tried when the cheapest is taken between the search and the create (404 no_such_ask). */
+export const MAX_OFFER_TRIES = 3
 
 export interface LaunchOptions {
   configPath: string
@@ -71,6 +74,12 @@ export interface LaunchDeps {
   launchesFile: string
   /** Starts `ups watchdog ID` in the background; returns its pid. */
   spawnWatchdog?: (instanceId: number) => Promise<number>
+  /** Rollback destroys: tries and first backoff (defaults 4 and 5 s, doubling). */
+  destroyAttempts?: number
+  destroyBackoffMs?: number
+  /** Looks for the label after a create with an unknown outcome: how often and how far apart. */
+  labelLookups?: number
+  labelLookupIntervalMs?: number
   onStage?: (stage: LaunchStage, message: string) => void
 }
 
@@ -160,10 +169,14 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
           ...(options.gpu ? {gpu: options.gpu} : {}),
           ...(options.maxPrice !== undefined ? {maxPrice: options.maxPrice} : {}),
         }
-  const offer = await cheapestOffer(deps.provider, filters)
-  const offerUsd = Math.round(estimate.hours * offer.dphTotal * 100) / 100
+  const costOn = (o: Offer) => Math.round(estimate.hours * o.dphTotal * 100) / 100
+  const candidates = await cheapestOffers(deps.provider, filters, options.offerId !== undefined ? 1 : MAX_OFFER_TRIES)
+  let offer = candidates[0]
+  let offerUsd = costOn(offer)
   stage('offer', `offer ${offer.id}: ${offer.numGpus}x ${offer.gpuName} at ${usd(offer.dphTotal)}/h (${offer.location ?? 'unknown location'}); ~${usd(offerUsd)} for ${estimate.hours.toFixed(2)} h`)
   if (budget !== null && offerUsd > budget) throw overBudget(offerUsd, budget, `The cost on offer ${offer.id} (${estimate.hours.toFixed(2)} h x ${usd(offer.dphTotal)}/h)`, options.configPath)
+  // Fallbacks must fit the budget too.
+  const fallbacks = candidates.filter((o) => budget === null || costOn(o) <= budget)
 
   // build onstart
   const absConfig = resolve(deps.cwd, options.configPath)
@@ -184,7 +197,8 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
     onExit: config.logging?.wandb?.enabled ? [['sync', options.resume?.runId ?? runId]] : [],
     secretValues: [...Object.values(secrets), ...(deps.env.VAST_API_KEY ? [deps.env.VAST_API_KEY] : [])],
   })
-  const label = options.label ?? `ups-${runId}`
+  // Unique per launch (a recovery reuses the run id): after a failed create it finds the instance.
+  const label = options.label ?? `ups-${runId}-${deps.randomHex()}`
   const request: CreateInstanceRequest = {offerId: offer.id, image: options.image ?? vast.image ?? DEFAULT_IMAGE, diskGb, env: {...INSTANCE_ENV, ...secrets}, onstart: onstart.script, label}
   const shown = createInstanceArgs({...request, onstart: '<onstart script>'}, {maskEnv: true})
   const command = ['vastai', ...shown].map((a) => (a === '<onstart script>' ? '"$(cat onstart.sh)"' : shQuote(a))).join(' ')
@@ -199,10 +213,24 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
   }
   if (options.dryRun) return result
 
-  // create: never retried (a lost answer could be a second paid instance)
-  const {id} = await deps.provider.create(request)
+  // create: one try per offer; a failed create is looked up by its label, never blindly repeated
+  // (a given label may be on older instances already: those are never taken for this launch).
+  const knownIds = options.label ? (await deps.provider.list()).filter((i) => i.label === label).map((i) => i.id) : []
+  const rented = await rentInstance(deps.provider, {
+    request: {...request, label}, offers: fallbacks, knownIds, sleep: deps.sleep,
+    lookups: deps.labelLookups, lookupIntervalMs: deps.labelLookupIntervalMs,
+    onNote: (m) => stage('create', m),
+  })
+  const id = rented.id
+  if (rented.offer.id !== offer.id) {
+    offer = rented.offer
+    offerUsd = costOn(offer)
+    result.offer = offer
+    result.estimate.offerUsd = offerUsd
+  }
   result.instanceId = id
-  stage('create', `created instance ${id}`)
+  if (rented.note) result.warnings.push(rented.note)
+  stage('create', `${rented.adopted ? 'adopted' : 'created'} instance ${id}`)
 
   // record: the runbook's "Document" step
   const record: LaunchRecord = {
@@ -213,10 +241,28 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
     auto_shutdown: options.autoShutdown, run_args: options.runArgs ?? [], data: options.data ?? [],
     filters: {...filters},
     ...(options.resume ? {recovered_from: options.resume.from, resume: true} : {}),
+    ...(rented.note ? {create_note: rented.note} : {}),
+    ...(rented.adopted ? {adopted: true} : {}),
   }
-  await appendLaunchRecord(deps.launchesFile, record)
+  try {
+    await appendLaunchRecord(deps.launchesFile, record)
+  } catch (error) {
+    // Unrecorded means unwatched and uncounted: give the instance back rather than leave it billing.
+    const gone = await destroyWithRetry(deps.provider, id, destroyOptions(deps))
+    throw new UserError(
+      `Instance ${id} was rented but could not be recorded (${(error as Error).message}); ${gone.destroyed ? 'it was destroyed' : `destroying it FAILED (${gone.error}); it may still be billing`}.`,
+      {
+        code: 'LAUNCH_RECORD_FAILED',
+        hint: gone.destroyed ? `Fix the launch record file (${deps.launchesFile}) and launch again.` : `Destroy it by hand: ups instances destroy ${id} --yes`,
+        exitCode: ExitCode.EXTERNAL,
+        cause: error,
+        details: {instanceId: id, destroyed: gone.destroyed},
+      },
+    )
+  }
   result.recordPath = deps.launchesFile
   stage('record', `recorded in ${deps.launchesFile}`)
+  await dropExtras(rented.extras.map((x) => x.id), record, deps, (m) => result.warnings.push(m))
 
   if (options.wait) result.verified = await verifyOrRollBack(id, runId, options, deps)
   if (options.watchdog && deps.spawnWatchdog) {
@@ -244,16 +290,14 @@ async function verifyOrRollBack(id: number, runId: string, options: LaunchOption
     const reason = error.message
     const dir = incidentDir(deps.cwd, deps.now(), id)
     const saved = await saveInstanceLogs(deps.provider, id, {dir, env: deps.env})
-    let destroyed = true
-    let destroyError: string | undefined
-    try {
-      await deps.provider.destroy(id)
-    } catch (e) {
-      destroyed = e instanceof UserError && e.code === 'VAST_NOT_FOUND'
-      if (!destroyed) destroyError = (e as Error).message
-    }
+    const gone = await destroyWithRetry(deps.provider, id, destroyOptions(deps))
+    const destroyed = gone.destroyed
+    const destroyError = gone.error
     await writeIncidentNote(dir, {what: 'launch rolled back', instance_id: id, run_id: runId, reason, at: deps.now().toISOString(), logs: saved.logPath, log_error: saved.error ?? null, destroyed, destroy_error: destroyError ?? null})
-    await appendLaunchUpdate(deps.launchesFile, {instance_id: id, at: deps.now().toISOString(), status: destroyed ? 'rolled_back' : 'rollback_failed', status_reason: reason})
+    await appendLaunchUpdate(deps.launchesFile, {
+      instance_id: id, at: deps.now().toISOString(), status: destroyed ? 'rolled_back' : 'rollback_failed', status_reason: reason,
+      ...(destroyed ? {destroyed_by: 'launch rollback'} : {}),
+    })
     const logs = saved.logPath ? `logs saved to ${relative(deps.cwd, saved.logPath)}` : `logs could not be saved (${saved.error})`
     throw new UserError(`Launch of run ${runId} failed verification: ${reason} Rolled back: ${logs}; ${destroyed ? `instance ${id} destroyed` : `destroying instance ${id} FAILED (${destroyError}); it may still be billing`}.`, {
       code: destroyed ? 'LAUNCH_ROLLED_BACK' : 'LAUNCH_ROLLBACK_FAILED',
@@ -262,6 +306,25 @@ async function verifyOrRollBack(id: number, runId: string, options: LaunchOption
       cause: error,
       details: {instanceId: id, runId, logPath: saved.logPath, incidentDir: dir, reasonCode: error.code},
     })
+  }
+}
+
+function destroyOptions(deps: LaunchDeps) {
+  return {sleep: deps.sleep, attempts: deps.destroyAttempts, backoffMs: deps.destroyBackoffMs}
+}
+
+/**
+ * Instances found with this launch's label beyond the one kept (the same create went through
+ * twice): each is recorded first (so cost counts it even if ups dies now), then destroyed.
+ */
+async function dropExtras(ids: number[], record: LaunchRecord, deps: LaunchDeps, warn: (m: string) => void): Promise<void> {
+  for (const extra of ids) {
+    await appendLaunchRecord(deps.launchesFile, {...record, instance_id: extra, adopted: true, create_note: `a second instance with label ${record.label} (kept ${record.instance_id})`})
+    const gone = await destroyWithRetry(deps.provider, extra, destroyOptions(deps))
+    const at = deps.now().toISOString()
+    const reason = `duplicate of instance ${record.instance_id} (same label)`
+    await appendLaunchUpdate(deps.launchesFile, {instance_id: extra, at, status: gone.destroyed ? 'rolled_back' : 'rollback_failed', status_reason: reason, ...(gone.destroyed ? {destroyed_by: 'launch rollback'} : {})})
+    warn(gone.destroyed ? `instance ${extra} also carried this launch's label and was destroyed` : `instance ${extra} also carries this launch's label and could not be destroyed (${gone.error}): ups instances destroy ${extra} --yes`)
   }
 }
 

@@ -143,3 +143,53 @@ export async function followLogs(provider: Provider, id: number, options: Follow
     await options.sleep(options.intervalMs ?? 5_000)
   }
 }
+
+export interface DestroyRetryOptions {
+  sleep: (ms: number) => Promise<void>
+  /** Tries in all (default 4). */
+  attempts?: number
+  /** First wait; doubles after each failed try (default 5 s: 5, 10, 20 s). */
+  backoffMs?: number
+}
+
+export interface DestroyOutcome {
+  destroyed: boolean
+  attempts: number
+  /** The last failure, when not destroyed. */
+  error?: string
+}
+
+/** Failures that waiting does not fix. */
+const HOPELESS = new Set(['VAST_UNAUTHORIZED', 'VAST_NOT_INSTALLED', 'VAST_BAD_ID'])
+
+/**
+ * Destroys an instance that must not be left billing (a rollback, an extra rented by mistake):
+ * retries with exponential backoff, counts "not found" as done, and before giving up asks
+ * whether the instance is gone anyway (a destroy whose answer was lost). Never throws a UserError.
+ */
+export async function destroyWithRetry(provider: Provider, id: number, options: DestroyRetryOptions): Promise<DestroyOutcome> {
+  const attempts = Math.max(1, options.attempts ?? 4)
+  let wait = options.backoffMs ?? 5_000
+  let error = ''
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      await provider.destroy(id)
+      return {destroyed: true, attempts: attempt}
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e
+      if (e.code === 'VAST_NOT_FOUND') return {destroyed: true, attempts: attempt}
+      error = e.message
+      if (HOPELESS.has(e.code)) return {destroyed: false, attempts: attempt, error}
+    }
+    if (attempt < attempts) {
+      await options.sleep(wait)
+      wait *= 2
+    }
+  }
+  try {
+    await provider.show(id)
+  } catch (e) {
+    if (e instanceof UserError && e.code === 'VAST_NOT_FOUND') return {destroyed: true, attempts}
+  }
+  return {destroyed: false, attempts, error}
+}

@@ -141,7 +141,12 @@ export async function findOffers(provider: Provider, filters: OfferFilters, opti
 
 /** The cheapest offer matching the filters, or a UserError naming what to relax. */
 export async function cheapestOffer(provider: Provider, filters: OfferFilters): Promise<Offer> {
-  const {offers, query} = await findOffers(provider, filters, {order: 'dph', limit: 1})
+  return (await cheapestOffers(provider, filters, 1))[0]
+}
+
+/** Up to `count` matching offers, cheapest first (fallbacks for an offer taken meanwhile); never empty. */
+export async function cheapestOffers(provider: Provider, filters: OfferFilters, count: number): Promise<Offer[]> {
+  const {offers, query} = await findOffers(provider, filters, {order: 'dph', limit: count})
   if (offers.length === 0) {
     throw new UserError(`No Vast.ai offer matches ${query}.`, {
       code: 'VAST_NO_OFFERS',
@@ -149,7 +154,7 @@ export async function cheapestOffer(provider: Provider, filters: OfferFilters): 
       exitCode: ExitCode.CHECK_FAILED,
     })
   }
-  return offers[0]
+  return offers
 }
 
 export function renderOffers(result: OffersResult): string {

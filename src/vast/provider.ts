@@ -40,7 +40,10 @@ export interface CreateInstanceRequest {
 export interface Provider {
   readonly name: string
   search(request: SearchRequest): Promise<Offer[]>
-  /** Not retried: a lost answer could mean a second paid instance. */
+  /**
+   * Attempted exactly once (a lost answer could mean a second paid instance); after a failure
+   * the instance may still exist: look for its label (see rentInstance).
+   */
   create(request: CreateInstanceRequest): Promise<{id: number}>
   /** Throws VAST_NOT_FOUND when the instance does not exist (any more). */
   show(id: number): Promise<Instance>
@@ -93,9 +96,17 @@ export function createInstanceArgs(req: CreateInstanceRequest, options: {maskEnv
   if (req.onstart) args.push('--onstart-cmd', req.onstart)
   if (req.label) args.push('--label', req.label)
   if (req.direct) args.push('--ssh', '--direct')
-  args.push('--raw')
+  // The client retries 429/502/503/504 and dropped connections by itself, the create included:
+  // one lost answer would rent twice. One try; ups checks by label when the outcome is unknown.
+  args.push('--retry', '1', '--raw')
   return args
 }
+
+/**
+ * Per-call limit for create: over the client's own 120 s request timeout, so with --retry 1 the
+ * client gives up (and says so) before ups kills it.
+ */
+export const CREATE_TIMEOUT_MS = 150_000
 
 function checkId(id: number): string {
   if (!Number.isSafeInteger(id) || id <= 0) {
@@ -115,7 +126,13 @@ function checkCopyPaths(remotePath: string, localPath: string): void {
 
 export class VastProvider implements Provider {
   readonly name = 'vast'
-  constructor(readonly cli: VastCli) {}
+  private readonly createTimeoutMs: number
+  constructor(
+    readonly cli: VastCli,
+    options: {createTimeoutMs?: number} = {},
+  ) {
+    this.createTimeoutMs = options.createTimeoutMs ?? CREATE_TIMEOUT_MS
+  }
 
   async search(req: SearchRequest): Promise<Offer[]> {
     const args = ['search', 'offers', buildOfferQuery(req.filters)]
@@ -129,7 +146,7 @@ export class VastProvider implements Provider {
 
   async create(req: CreateInstanceRequest): Promise<{id: number}> {
     const args = createInstanceArgs(req)
-    const res = await this.cli.json(args, CreateResultSchema, {mutating: true, redact: Object.values(req.env ?? {})})
+    const res = await this.cli.json(args, CreateResultSchema, {mutating: true, redact: Object.values(req.env ?? {}), timeoutMs: this.createTimeoutMs})
     if (!res.success || typeof res.new_contract !== 'number') {
       throw new UserError(`vastai create instance: Vast.ai did not create the instance (${res.msg ?? res.error ?? 'success=false'}).`, {
         code: 'VAST_API_ERROR',

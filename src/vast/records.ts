@@ -50,6 +50,10 @@ export interface LaunchRecord {
   recovered_from?: {instance_id: number; run_id: string}
   /** Whether the instance runs `ups resume RUN` instead of `ups run`. */
   resume?: boolean
+  /** What went wrong on the way to this instance (offers taken, a failed create found by its label). */
+  create_note?: string
+  /** Create failed but the instance existed (found by its label) and was taken on. */
+  adopted?: boolean
   /** Merged from update lines. */
   status?: string
   status_reason?: string
@@ -57,6 +61,8 @@ export interface LaunchRecord {
   replaced_by?: number
   /** ups recover: what was put back on the replacement (or why not). */
   restore?: {restored: boolean; files: number; bytes: number; remote_path: string; error?: string}
+  /** Who destroyed it: launch rollback, `ups instances destroy`, `ups cleanup`. */
+  destroyed_by?: string
   updated_at?: string
 }
 
@@ -70,6 +76,7 @@ export interface LaunchUpdate {
   replaced_by?: number
   /** ups recover: what was put back on the replacement (or why not). */
   restore?: {restored: boolean; files: number; bytes: number; remote_path: string; error?: string}
+  destroyed_by?: string
 }
 
 export interface TornRecordLine {
@@ -180,4 +187,15 @@ export function requireLaunch(records: LaunchRecords, by: {instanceId?: number; 
     hint: records.launches.length ? `Known: ${records.launches.slice(-5).map((r) => `${r.instance_id} (${r.run_id})`).join(', ')}.` : 'Launch with `ups launch --config C` first.',
     exitCode: ExitCode.USAGE,
   })
+}
+
+/**
+ * Notes a destroy done outside `ups launch` (`ups instances destroy`, `ups cleanup`) on the
+ * instance's launch record, so cost and monitor see it ended then. Instances ups did not launch
+ * have no record: nothing is written and false returned.
+ */
+export async function recordDestroyed(path: string, instanceId: number, how: {at: Date; by: string}): Promise<boolean> {
+  if (!findLaunch(await readLaunchRecords(path), {instanceId})) return false
+  await appendLaunchUpdate(path, {instance_id: instanceId, at: how.at.toISOString(), status: 'destroyed', destroyed_by: how.by})
+  return true
 }

@@ -146,12 +146,51 @@ describe('vast client faults', () => {
   const callCount = (cmd: string) => (fake.read().calls ?? []).filter((c) => c.argv.join(' ').startsWith(cmd)).length
 
   test('429 then ok: a read-only call retries with backoff and succeeds', async () => {
-    fault({command: 'show instances', status: 429, msg: 'API requests too frequent endpoint threshold=2.0', times: 2})
+    // The client itself tries 3 times per call (like the real one); the 4th 429 reaches ups.
+    fault({command: 'show instances', status: 429, msg: 'API requests too frequent endpoint threshold=2.0', times: 4})
     const {provider, sleeps} = client(fake, {backoffMs: 100})
     const before = callCount('show instances')
     assert.deepEqual(await provider.list(), [])
-    assert.equal(callCount('show instances') - before, 3)
-    assert.deepEqual(sleeps, [100, 200])
+    assert.equal(callCount('show instances') - before, 2)
+    assert.deepEqual(sleeps, [100])
+  })
+
+  const requests = (cmd: string) => (fake.read().requests ?? []).filter((r) => r.command === cmd).length
+
+  test('the fake retries like the real client: one 503 on a create without --retry 1 rents twice', async () => {
+    fake.update((s) => void (s.faults = [{command: 'create instance', status: 503, msg: 'Service unavailable', times: 1, applied: true}]))
+    const n = fake.read().instances.length
+    const before = requests('create instance')
+    const cli = client(fake).cli
+    const {stdout} = await cli.exec(['create', 'instance', '5001001', '--image', 'img', '--label', 'x', '--raw'], {mutating: true})
+    assert.match(stdout, /new_contract/)
+    assert.equal(requests('create instance') - before, 2, 'the client sent the create twice')
+    assert.equal(fake.read().instances.length - n, 2, 'two paid instances')
+  })
+
+  test('create passes --retry 1: one 503 is one create request and an error (no second rental)', async () => {
+    fault({command: 'create instance', status: 503, msg: 'Service unavailable', times: 1})
+    const {provider} = client(fake)
+    const before = requests('create instance')
+    await rejectsWith(provider.create({offerId: 5001001, image: 'img', diskGb: 10, label: 'once'}), 'VAST_API_ERROR', (e) => assert.equal(e.details?.status, 503))
+    assert.equal(requests('create instance') - before, 1)
+    const call = fake.read().calls!.at(-1)!
+    assert.deepEqual(call.argv.slice(-3), ['--retry', '1', '--raw'])
+  })
+
+  test('HTTP 0 "Expecting value" (a garbled 200) is a transient API error, not a usage error', async () => {
+    fault({command: 'show instances', garbled: true})
+    const {provider} = client(fake, {attempts: 1})
+    await rejectsWith(provider.list(), 'VAST_API_ERROR', (e) => {
+      assert.equal(e.exitCode, 3)
+      assert.equal(e.details?.status, 0)
+      assert.equal(e.details?.transient, true)
+      assert.match(e.message, /could not read Vast\.ai's reply .*Expecting value/)
+      assert.doesNotMatch(e.hint ?? '', /arguments/)
+    })
+    const plain = detectFailure({stdout: '', stderr: 'Expecting value: line 1 column 1 (char 0)\n', exitCode: 0, timedOut: false, notInstalled: false}, ['stop', 'instance', '1'])
+    assert.equal(plain?.details?.status, 0)
+    fake.update((s) => void (s.faults = []))
   })
 
   test('5xx on every try: reads give up after the attempts with VAST_API_ERROR (exit 3)', async () => {
@@ -169,10 +208,11 @@ describe('vast client faults', () => {
     fault({command: 'create instance', status: 429, msg: 'too frequent', times: 1})
     const {provider, sleeps} = client(fake)
     const before = callCount('create instance')
+    const n = fake.read().instances.length
     await rejectsWith(provider.create({offerId: 5001001, image: 'img', diskGb: 10}), 'VAST_API_ERROR')
     assert.equal(callCount('create instance') - before, 1)
     assert.deepEqual(sleeps, [])
-    assert.equal(fake.read().instances.length, 0)
+    assert.equal(fake.read().instances.length, n)
   })
 
   test('stop/destroy are never retried on a 500', async () => {
