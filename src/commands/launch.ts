@@ -37,7 +37,7 @@ export default class Launch extends BaseCommand {
     'run-arg': Flags.string({description: 'Extra argument for `ups run` on the instance (repeatable): --run-arg=--wandb-run-name=x.', multiple: true}),
     source: Flags.string({description: 'git:URL#REF to fetch on the instance (default: origin at HEAD).'}),
     data: Flags.string({description: 'Data step before the run (repeatable): generate:ARGS, url:URL, rclone:REMOTE:PATH.', multiple: true}),
-    label: Flags.string({description: 'Instance label (default: ups-<run id>).'}),
+    label: Flags.string({description: 'Instance label (default: ups-<run id>-<random>, unique to this launch).'}),
     budget: floatFlag({description: 'Refuse when the estimated cost exceeds this many $ (default: vast.budget_usd).'}),
     wait: Flags.boolean({description: 'Wait for "Training started"; roll back (save logs, destroy) when it does not come.'}),
     'wait-timeout': durationFlag({description: 'How long --wait waits (90s, 15m, 1h).', default: 15 * 60_000}),

@@ -108,4 +108,40 @@ describe('ups launch / monitor / watchdog / recover as a user runs them (fake va
     assert.match(plan.stdout, /ups resume run_/)
     assert.notEqual(fake.read().instances[0].destroyed, true)
   })
+
+  test('launch: a create that hangs past the client\'s timeout after Vast created the instance is found by its label, once', () => {
+    const before = fake.read().instances.length
+    const creates = () => (fake.read().requests ?? []).filter((q) => q.command === 'create instance').length
+    const sent = creates()
+    // The request hangs, then the client's read timeout fires; Vast had already created the instance.
+    fake.update((s) => void (s.faults = [{command: 'create instance', timeout: 1, applied: true, times: 1}]))
+    const r = ups(['launch', ...base, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const made = fake.read().instances.slice(before)
+    assert.equal(made.length, 1, 'one instance: the create was not sent again')
+    assert.equal(creates() - sent, 1)
+    assert.match(String(made[0].label), /^ups-run_\d{8}_\d{6}_[0-9a-f]{4}-[0-9a-f]{4}$/)
+    const out = r.json()
+    assert.equal(out.instanceId, made[0].id)
+    assert.ok(out.warnings.some((w: string) => /found by its label and adopted/.test(w)))
+    const records = readFileSync(join(home, 'launches.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    assert.ok(records.some((x) => x.kind === 'launch' && x.instance_id === made[0].id && x.adopted === true))
+    id = made[0].id as number
+  })
+
+  test('instances destroy notes the destroy on the launch record; cost then prices the launch to that moment', () => {
+    const r = ups(['instances', 'destroy', String(id), '--yes', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(r.json(), {id, action: 'destroy', ok: true, recorded: true})
+    const last = JSON.parse(readFileSync(join(home, 'launches.jsonl'), 'utf8').trim().split('\n').at(-1)!)
+    assert.equal(last.kind, 'update')
+    assert.equal(last.instance_id, id)
+    assert.equal(last.status, 'destroyed')
+    assert.equal(last.destroyed_by, 'ups instances destroy')
+    const cost = ups(['cost', '--json'])
+    assert.equal(cost.code, 0, cost.stderr)
+    const launch = cost.json().launches.find((l: {instanceId: number}) => l.instanceId === id)
+    assert.equal(launch.endBasis, 'record')
+    assert.equal(launch.endedAt, new Date(Date.parse(last.at)).toISOString())
+  })
 })

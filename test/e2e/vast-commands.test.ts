@@ -97,7 +97,7 @@ describe('ups offers / ups instances against the fake vastai on PATH', () => {
     assert.ok(!(fake.read().calls ?? []).some((c) => c.argv[0] === 'destroy'), 'vastai destroy was never called')
     const done = ups(['instances', 'destroy', String(id), '--yes', '--json'])
     assert.equal(done.code, 0, done.stderr)
-    assert.deepEqual(done.json(), {id, action: 'destroy', ok: true})
+    assert.deepEqual(done.json(), {id, action: 'destroy', ok: true, recorded: false}, 'ups did not launch it: no record to note it on')
     const gone = ups(['instances', 'show', String(id), '--json'])
     assert.equal(gone.code, 2)
     assert.equal(gone.json().error.code, 'VAST_NOT_FOUND')

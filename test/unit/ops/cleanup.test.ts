@@ -117,3 +117,16 @@ test('cleanup keeps launched runs and every instance when Vast cannot be reached
   assert.equal(r.runs.find((x) => x.runId === runs.remote.id)!.action, 'skip')
   assert.equal(r.runs.find((x) => x.runId === runs.done.id)!.action, 'archive')
 })
+
+test('cleanup --yes notes each destroy on the instance\'s launch record (when ups launched it)', async (t) => {
+  const {fake, options, deps, ids} = await setup(t)
+  const {appendFile} = await import('node:fs/promises')
+  await appendFile(options.launchRecords!, launchLine({kind: 'launch', instance_id: ids.oldStopped, run_id: 'run_old_stopped'}) + '\n')
+  await cleanup({...options, yes: true}, deps)
+  assert.equal(fake.read().instances.find((i) => i.id === ids.oldStopped)!.destroyed, true)
+  const {readLaunchRecords} = await import('../../../src/vast/records.js')
+  const rec = (await readLaunchRecords(options.launchRecords!)).launches.find((l) => l.instance_id === ids.oldStopped)!
+  assert.equal(rec.status, 'destroyed')
+  assert.equal(rec.destroyed_by, 'ups cleanup')
+  assert.equal(rec.updated_at, deps.now().toISOString())
+})

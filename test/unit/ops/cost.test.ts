@@ -74,7 +74,7 @@ test('cost sums known launches exactly: running burn, period totals, success, wa
   assert.deepEqual([by[3].hours, by[3].usd, by[3].outcome, by[3].endBasis], [3, 6, 'failed', 'run-dir'])
   assert.deepEqual([by[4].hours, by[4].usd, by[4].outcome, by[4].endBasis], [8, 2, 'succeeded', 'estimate'])
   assert.deepEqual([by[6].usd, by[6].outcome], [null, 'unknown'])
-  assert.deepEqual(r.totals, {runs: 5, succeeded: 2, failed: 1, running: 1, unknown: 1, totalUsd: 36, succeededUsd: 12, wasteUsd: 6, costPerSuccessfulRunUsd: 18, unpricedRuns: 1})
+  assert.deepEqual(r.totals, {runs: 5, succeeded: 2, failed: 1, rolledBack: 0, running: 1, unknown: 1, totalUsd: 36, succeededUsd: 12, rolledBackUsd: 0, wasteUsd: 6, costPerSuccessfulRunUsd: 18, unpricedRuns: 1})
   assert.ok(r.assumptions.some((a) => /instance 3: assumed it ended at the run's last known time/.test(a)))
   assert.ok(r.assumptions.some((a) => /instance 4: end unknown, assumed it ran the estimated 8\.00 h/.test(a)))
   assert.ok(r.assumptions.some((a) => /1 unreadable line/.test(a)))
@@ -100,4 +100,30 @@ test('cost without Vast: launches still priced, the failure said', async (t) => 
   const one = r.launches.find((l) => l.instanceId === 1)!
   assert.equal(one.endBasis, 'estimate')
   assert.equal(one.outcome, 'unknown')
+})
+
+test('cost counts rolled-back launches apart, billed until the rollback; a later destroy does not extend a stop', async (t) => {
+  const root = await tempDir(t, 'ups-cost-rb-')
+  const lines = [
+    // ups launch --wait gave it back 15 minutes later.
+    launchLine({instance_id: 11, run_id: 'run_20250309_000000_0011', dph: 2, started_at: '2025-03-09T00:00:00Z'}),
+    JSON.stringify({kind: 'update', instance_id: 11, at: '2025-03-09T00:15:00Z', status: 'rolled_back', destroyed_by: 'launch rollback'}),
+    // Stopped by the watchdog after 2 h, destroyed by `ups cleanup` a day later.
+    launchLine({instance_id: 12, run_id: 'run_20250308_000000_0012', dph: 1, started_at: '2025-03-08T00:00:00Z'}),
+    JSON.stringify({kind: 'update', instance_id: 12, at: '2025-03-08T02:00:00Z', status: 'stopped_by_watchdog'}),
+    JSON.stringify({kind: 'update', instance_id: 12, at: '2025-03-09T02:00:00Z', status: 'destroyed', destroyed_by: 'ups cleanup'}),
+  ]
+  await writeFile(join(root, 'launches.jsonl'), lines.join('\n') + '\n')
+  const r = await costReport({period: 'week', runsRoot: join(root, 'runs'), launchRecords: join(root, 'launches.jsonl')}, {provider: {list: async () => []}, now: () => NOW})
+  const by = Object.fromEntries(r.launches.map((l) => [l.instanceId, l]))
+  assert.deepEqual([by[11].hours, by[11].usd, by[11].outcome, by[11].endBasis], [0.25, 0.5, 'rolled_back', 'record'])
+  assert.deepEqual([by[12].hours, by[12].usd, by[12].endBasis], [2, 2, 'record'])
+  assert.equal(r.totals.rolledBack, 1)
+  assert.equal(r.totals.rolledBackUsd, 0.5)
+  assert.equal(r.totals.wasteUsd, 0.5)
+  assert.equal(r.totals.totalUsd, 2.5)
+  const text = renderCost(r)
+  assert.match(text, /runs launched: +2 \(0 succeeded, 0 failed, 1 rolled back, /)
+  assert.match(text, /failed runs \(waste\): +\$0\.50 \(of which rolled back: \$0\.50\)/)
+  assert.match(text, /\n\s+11\s+run_20250309_000000_0011\s+.*rolled back\s+record/)
 })

@@ -21,7 +21,7 @@ describe('ups launch against the fake vastai', () => {
     assert.equal(inst.image, DEFAULT_IMAGE)
     assert.equal(inst.disk, 64)
     assert.deepEqual(inst.env, {NVIDIA_DRIVER_CAPABILITIES: 'compute,utility,graphics', WANDB_API_KEY: WANDB_KEY})
-    assert.equal(inst.label, `ups-${r.runId}`)
+    assert.equal(inst.label, `ups-${r.runId}-beef`, 'unique per launch: run id and a random part')
     const onstart = inst.onstart as string
     assert.equal(onstart, r.onstart.script)
     assert.ok(!onstart.includes(WANDB_KEY), 'the secret is not in the script')
@@ -44,7 +44,7 @@ describe('ups launch against the fake vastai', () => {
     assert.equal(rec.estimate.source, 'test estimate')
     assert.deepEqual(rec.source, {git_url: ORIGIN, ref: HEAD, dirty: false})
     assert.equal(rec.started_at, '2025-11-28T17:13:20.000Z')
-    assert.equal(rec.label, `ups-${r.runId}`)
+    assert.equal(rec.label, `ups-${r.runId}-beef`)
   })
 
   test('--dry-run returns the masked command and the script and touches nothing', async () => {
@@ -52,7 +52,7 @@ describe('ups launch against the fake vastai', () => {
     assert.equal(r.instanceId, null)
     assert.deepEqual(h.calls(), ['search offers'], 'only the read-only offer search ran')
     assert.ok(!existsSync(h.deps.launchesFile), 'no launch record')
-    assert.match(r.command, /^vastai create instance 5001001 --image nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04 --disk 64 --env '-e NVIDIA_DRIVER_CAPABILITIES=\*\*\* -e WANDB_API_KEY=\*\*\*' --onstart-cmd "\$\(cat onstart\.sh\)" --label ups-run_\S+ --raw$/)
+    assert.match(r.command, /^vastai create instance 5001001 --image nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04 --disk 64 --env '-e NVIDIA_DRIVER_CAPABILITIES=\*\*\* -e WANDB_API_KEY=\*\*\*' --onstart-cmd "\$\(cat onstart\.sh\)" --label ups-run_\S+ --retry 1 --raw$/)
     assert.ok(!r.command.includes(WANDB_KEY))
     assert.match(r.onstart.plain, /^#!\/bin\/bash/)
   })
