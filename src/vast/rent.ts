@@ -83,21 +83,25 @@ export async function rentInstance(provider: Provider, options: RentOptions): Pr
     }
     const reason = createError instanceof Error ? createError.message : String(createError)
     const unknown = outcomeUnknown(createError)
-    let found: Instance[]
+    let found: Instance[] = []
+    let looked = true
     try {
       found = await findByLabel(provider, label, known, unknown ? (options.lookups ?? 3) : 1, options)
     } catch (lookupError) {
-      if (!unknown && createError instanceof UserError && !isOfferTaken(createError)) throw createError
-      throw new UserError(
-        `Creating the instance on offer ${offer.id} failed (${reason}), and ups could not check whether Vast created it anyway (${(lookupError as Error).message}).`,
-        {
-          code: 'LAUNCH_CREATE_UNKNOWN',
-          hint: `Look for an instance labelled ${label} with \`ups instances list\` and destroy it (\`ups instances destroy ID --yes\`) if you do not want it; then launch again.`,
-          exitCode: ExitCode.EXTERNAL,
-          cause: createError,
-          details: {label, offerId: offer.id},
-        },
-      )
+      // A refused create did nothing: the look was a precaution, its failure changes nothing.
+      looked = false
+      if (unknown) {
+        throw new UserError(
+          `Creating the instance on offer ${offer.id} failed (${reason}), and ups could not check whether Vast created it anyway (${(lookupError as Error).message}).`,
+          {
+            code: 'LAUNCH_CREATE_UNKNOWN',
+            hint: `Look for an instance labelled ${label} with \`ups instances list\` and destroy it (\`ups instances destroy ID --yes\`) if you do not want it; then launch again.`,
+            exitCode: ExitCode.EXTERNAL,
+            cause: createError,
+            details: {label, offerId: offer.id},
+          },
+        )
+      }
     }
     if (found.length > 0) {
       const [mine, ...extras] = found
@@ -112,6 +116,7 @@ export async function rentInstance(provider: Provider, options: RentOptions): Pr
       continue
     }
     attempts.push({offerId: offer.id, outcome: 'failed', error: reason})
+    if (createError instanceof UserError && !looked) throw createError
     if (createError instanceof UserError) {
       throw new UserError(`${createError.message} Nothing was rented: no instance carries the label ${label}.`, {
         code: createError.code,

@@ -65,6 +65,19 @@ describe('launch: one create, found by label when its outcome is unknown', () =>
     assert.equal((await readLaunchRecords(h.deps.launchesFile)).launches.length, 0)
   })
 
+  test('outcome unknown and the label cannot be looked up: LAUNCH_CREATE_UNKNOWN says which label to look for', async () => {
+    fault({command: 'create instance', status: 503, msg: 'Service unavailable', times: 1, applied: true})
+    fault({command: 'show instances', status: 500, msg: 'Internal server error'})
+    await assert.rejects(launch(base, h.deps), (e: UserError) => {
+      assert.equal(e.code, 'LAUNCH_CREATE_UNKNOWN')
+      assert.equal(e.exitCode, 3)
+      assert.match(e.message, /could not check whether Vast created it anyway/)
+      assert.match(e.hint ?? '', new RegExp(`labelled ${LABEL}`))
+      return true
+    })
+    assert.equal(creates(), 1)
+  })
+
   test('a create that hangs past ups\'s timeout while Vast created the instance: found by label, recorded, no orphan', async () => {
     h.deps.provider = new VastProvider(new VastCli({env: h.fake.env(), bin: h.fake.bin, sleep: async () => {}}), {createTimeoutMs: 4_000})
     fault({command: 'create instance', timeout: 30, applied: true, times: 1})
