@@ -40,6 +40,10 @@ test('__proto__, constructor and prototype are refused in --set paths and values
     assert.equal(error.exitCode, 2)
   }
   assert.ok(!polluted(), 'Object.prototype is untouched')
+  // ${} references never reach inherited properties (Object's constructor, the prototype).
+  for (const ref of ['constructor', 'training.__proto__', 'data.constructor.name']) {
+    await rejectsWith(loadRawConfig(c, {overrides: [`seed=\${${ref}}`]}), 'CONFIG_INTERPOLATION', /refers to a key that does not exist/)
+  }
 })
 
 test('a forbidden key anywhere in a YAML file or an include is an error at its file:line', async (t) => {
