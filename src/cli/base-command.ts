@@ -1,6 +1,6 @@
 import {Command, Flags} from '@oclif/core'
 
-import {ExitCode, UserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {createLogger, type Logger} from '../util/logger.js'
 import {redactSecrets} from '../util/secrets.js'
 
@@ -63,6 +63,9 @@ export function toUserError(err: unknown): UserError {
       cause: err,
     })
   }
+  // A filesystem error no module caught (ENOSPC, EROFS, ENAMETOOLONG, ...): name the path and the fix.
+  const fs = errnoUserError(err)
+  if (fs) return fs
   return new UserError(`Unexpected internal error: ${e?.message ?? String(err)}`, {
     code: 'INTERNAL',
     hint: 'Rerun with --verbose to see the stack trace, and report it with the command you ran.',

@@ -6,6 +6,7 @@
 import {join, resolve} from 'node:path'
 
 import {findGpu, GPU_NAMES} from '../pipeline/gpus.js'
+import {describeStageMemory, formatBytes, trainingMemory} from './memory.js'
 import {latentCacheConfigHash, resolveArchitecture, resolveStage, tasksOf} from './resolve.js'
 import {OPTIMIZERS, SCHEDULERS, STAGES, type UpsConfig} from './schema.js'
 import {TASK_NAMES, TASKS} from './tasks.js'
@@ -23,6 +24,8 @@ export interface CheckContext {
   cwd: string
   /** CI mode: the data is not on this machine, so its absence is only a warning. */
   noData: boolean
+  /** This machine's memory in bytes: the cap for a local run (no vast.gpu). */
+  memoryBytes?: number
   fs: {
     exists(path: string): Promise<boolean>
     /** True when the folder exists and is writable, or can be created. */
@@ -89,6 +92,18 @@ export const CHECKS: CheckDefinition[] = [
     if (dec.latent_dim !== undefined && dec.latent_dim !== c.latent.dim) problems.push(`ttc.decoder.latent_dim (${dec.latent_dim}) != latent.dim (${c.latent.dim})`)
     if (dec.hidden_dim !== undefined && dec.num_heads !== undefined && dec.num_heads > 0 && dec.hidden_dim % dec.num_heads !== 0) problems.push(`ttc.decoder.hidden_dim (${dec.hidden_dim}) not divisible by num_heads (${dec.num_heads})`)
     return problems.length ? fail(problems.join('; ') + '.') : pass('decoder dims consistent')
+  }},
+  {id: 'arch.memory_fits', group: 'Architecture', title: 'the model fits in memory for training', run: ({config: c, memoryBytes}) => {
+    const stages = trainingMemory(c)
+    if (stages.length === 0) return skip('no stage enabled')
+    const peak = stages[0]
+    const gpu = c.vast?.gpu ? findGpu(c.vast.gpu) : undefined
+    const cap = gpu ? {bytes: gpu.memoryGb * 1e9, where: `the ${gpu.name}'s ${gpu.memoryGb} GB (vast.gpu)`} : memoryBytes ? {bytes: memoryBytes, where: `this machine's ${formatBytes(memoryBytes)}`} : undefined
+    if (!cap) return pass(`peak ~${formatBytes(peak.totalBytes)} (${peak.stage})`)
+    const fix = 'lower latent.dim, latent.tokens, operator.pdet.hidden_dim, the grid (data.resolution) or the batch size (use accum_steps for a larger effective batch).'
+    if (!(peak.totalBytes <= cap.bytes)) return fail(`${describeStageMemory(peak)}, more than ${cap.where}; ${fix}`)
+    if (peak.totalBytes > 0.8 * cap.bytes) return warn(`${describeStageMemory(peak)}, over 80% of ${cap.where}; ${fix}`)
+    return pass(`peak ~${formatBytes(peak.totalBytes)} (${peak.stage}) of ${cap.where}`)
   }},
   // --- data ---------------------------------------------------------------------------------
   {id: 'data.task_known', group: 'Data', title: 'data.task is a known PDEBench task', run: ({config: c}) => {

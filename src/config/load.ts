@@ -4,9 +4,9 @@
  * `${a.b}` / `${env:NAME}` interpolation, and $PDEBENCH_ROOT as the fallback data root.
  * Remembers where every key came from (file:line:column) so errors can point at it.
  */
-import {readFile as fsReadFile} from 'node:fs/promises'
+import {readFile as fsReadFile, stat} from 'node:fs/promises'
 import {dirname, extname, relative, resolve} from 'node:path'
-import {isMap, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument, type Node} from 'yaml'
+import {isMap, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument, visit, type Document, type Node} from 'yaml'
 
 import {ExitCode, UserError, fsError} from '../util/errors.js'
 
@@ -42,7 +42,38 @@ type Obj = Record<string, unknown>
 
 export const isPlainObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-const realDeps = (): LoadDeps => ({readFile: (p) => fsReadFile(p, 'utf8'), env: process.env, cwd: process.cwd()})
+/** Configs are a few KB; anything past this is a wrong file (a dataset, a log), refused before it is read. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
+
+/** Keys that would reach Object.prototype through a plain object: refused in YAML and --set. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Most alias expansions one config may make; a config needs a handful, an alias bomb millions. */
+const MAX_ALIAS_COUNT = 1000
+
+const tooLarge = (shown: string, bytes: number) =>
+  new UserError(`${shown}: the config file is ${(bytes / 1024 / 1024).toFixed(1)} MiB; configs are capped at ${MAX_CONFIG_BYTES / 1024 / 1024} MiB.`, {
+    code: 'CONFIG_TOO_LARGE',
+    hint: 'Check the path: this is not a ups config (they are a few KB of YAML).',
+    exitCode: ExitCode.USAGE,
+    details: {file: shown, bytes, cap: MAX_CONFIG_BYTES},
+  })
+
+class ConfigTooLarge extends Error {
+  constructor(readonly bytes: number) {
+    super('config too large')
+  }
+}
+
+const realDeps = (): LoadDeps => ({
+  async readFile(p) {
+    const {size} = await stat(p)
+    if (size > MAX_CONFIG_BYTES) throw new ConfigTooLarge(size)
+    return fsReadFile(p, 'utf8')
+  },
+  env: process.env,
+  cwd: process.cwd(),
+})
 
 /** Shows paths relative to the working directory, as the user typed them. */
 export function displayPath(path: string, cwd: string): string {
@@ -85,8 +116,10 @@ async function loadFile(file: string, chain: string[], deps: LoadDeps, files: st
   try {
     text = await deps.readFile(file)
   } catch (error) {
+    if (error instanceof ConfigTooLarge) throw tooLarge(shown, error.bytes)
     throw fsError(error, shown, 'config file')
   }
+  if (text.length > MAX_CONFIG_BYTES) throw tooLarge(shown, Buffer.byteLength(text))
   files.push(file)
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, {lineCounter, uniqueKeys: true, prettyErrors: false})
@@ -101,7 +134,20 @@ async function loadFile(file: string, chain: string[], deps: LoadDeps, files: st
       details: {file: shown, line: pos.line, column: pos.col},
     })
   }
-  const value = doc.toJS({maxAliasCount: 1000}) ?? {}
+  refuseForbiddenKeys(doc, shown, lineCounter)
+  let value: unknown
+  try {
+    value = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}) ?? {}
+  } catch (error) {
+    // yaml throws a ReferenceError when aliases expand past maxAliasCount (a "billion laughs").
+    const pos = lineCounter.linePos(firstNestedAlias(doc)?.range?.[0] ?? 0)
+    throw new UserError(`${shown}:${pos.line}:${pos.col}: YAML aliases expand too far (${(error as Error).message}).`, {
+      code: 'CONFIG_ALIAS_BOMB',
+      hint: `A config may expand at most ${MAX_ALIAS_COUNT} aliases (*name); write the values out instead of nesting aliases of aliases.`,
+      exitCode: ExitCode.USAGE,
+      details: {file: shown, line: pos.line, column: pos.col},
+    })
+  }
   if (!isPlainObject(value)) {
     throw new UserError(`${shown}:1:1: a config must be a YAML mapping (key: value lines), not a ${Array.isArray(value) ? 'list' : typeof value}.`, {
       code: 'CONFIG_NOT_MAPPING',
@@ -140,6 +186,42 @@ async function loadFile(file: string, chain: string[], deps: LoadDeps, files: st
   return deepMerge(merged, value)
 }
 
+/** `__proto__`, `constructor` or `prototype` as a key anywhere (lists of maps included) is an error at its line. */
+function refuseForbiddenKeys(doc: Document, shown: string, lc: LineCounter): void {
+  visit(doc, {
+    Pair(_, pair) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined
+      if (key === undefined || !FORBIDDEN_KEYS.has(key)) return
+      const pos = lc.linePos((pair.key as Node).range?.[0] ?? 0)
+      throw new UserError(`${shown}:${pos.line}:${pos.col}: the key "${key}" is not allowed in a config.`, {
+        code: 'CONFIG_FORBIDDEN_KEY',
+        hint: `${[...FORBIDDEN_KEYS].join(', ')} would reach the prototype of every object; rename or remove the key.`,
+        exitCode: ExitCode.USAGE,
+        details: {file: shown, line: pos.line, column: pos.col, key},
+      })
+    },
+  })
+}
+
+/** The first alias whose anchor itself holds aliases: where an alias bomb starts to multiply. */
+function firstNestedAlias(doc: Document): Node | undefined {
+  let first: Node | undefined
+  let nested: Node | undefined
+  visit(doc, {
+    Alias(_, alias) {
+      first ??= alias
+      const target = alias.resolve(doc)
+      let inner = false
+      if (target) visit(target as Node, {Alias: () => ((inner = true), visit.BREAK)})
+      if (inner) {
+        nested = alias
+        return visit.BREAK
+      }
+    },
+  })
+  return nested ?? first
+}
+
 function collectSources(node: unknown, path: string[], file: string, lc: LineCounter, out: SourceMap): void {
   if (!isMap(node)) return
   for (const pair of node.items) {
@@ -159,7 +241,10 @@ function collectSources(node: unknown, path: string[], file: string, lc: LineCou
 export function deepMerge(base: Obj, over: Obj): Obj {
   const out: Obj = {...base}
   for (const [key, value] of Object.entries(over)) {
-    out[key] = isPlainObject(value) && isPlainObject(out[key]) ? deepMerge(out[key] as Obj, value) : value
+    // Defence in depth: the loader refuses these keys, but a caller may pass any object.
+    if (FORBIDDEN_KEYS.has(key)) continue
+    const prev = Object.hasOwn(out, key) ? out[key] : undefined
+    out[key] = isPlainObject(value) && isPlainObject(prev) ? deepMerge(prev, value) : value
   }
   return out
 }
@@ -173,6 +258,7 @@ function applyOverride(raw: Obj, sources: SourceMap, override: string): void {
       exitCode: ExitCode.USAGE,
     })
   }
+  const keys = path.split('.')
   let value: unknown
   try {
     value = parseYaml(override.slice(eq + 1))
@@ -183,14 +269,37 @@ function applyOverride(raw: Obj, sources: SourceMap, override: string): void {
       exitCode: ExitCode.USAGE,
     })
   }
-  const keys = path.split('.')
+  const bad = keys.find((k) => FORBIDDEN_KEYS.has(k)) ?? forbiddenKeyIn(value)
+  if (bad) {
+    throw new UserError(`--set ${override}: the key "${bad}" is not allowed in a config.`, {
+      code: 'CONFIG_FORBIDDEN_KEY',
+      hint: `${[...FORBIDDEN_KEYS].join(', ')} would reach the prototype of every object; name a config key, e.g. --set training.batch_size=16.`,
+      exitCode: ExitCode.USAGE,
+    })
+  }
   let node: Obj = raw
   for (const key of keys.slice(0, -1)) {
-    if (!isPlainObject(node[key])) node[key] = {}
+    if (!Object.hasOwn(node, key) || !isPlainObject(node[key])) node[key] = {}
     node = node[key] as Obj
   }
   node[keys.at(-1)!] = value ?? null
   sources.set(path, {file: `--set ${path}`, line: 0, column: 0})
+}
+
+/** The first forbidden own key anywhere in a parsed value (yaml defines `__proto__` as an own key). */
+function forbiddenKeyIn(value: unknown): string | undefined {
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const bad = forbiddenKeyIn(v)
+      if (bad) return bad
+    }
+  } else if (isPlainObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      const bad = FORBIDDEN_KEYS.has(k) ? k : forbiddenKeyIn(v)
+      if (bad) return bad
+    }
+  }
+  return undefined
 }
 
 const REF = /\$\{([^}]+)\}/g
@@ -198,7 +307,7 @@ const REF = /\$\{([^}]+)\}/g
 export function getPath(obj: unknown, path: string): unknown {
   let node: unknown = obj
   for (const key of path.split('.')) {
-    if (!isPlainObject(node) && !Array.isArray(node)) return undefined
+    if ((!isPlainObject(node) && !Array.isArray(node)) || !Object.hasOwn(node, key)) return undefined
     node = (node as Obj)[key]
   }
   return node

@@ -126,6 +126,8 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
     let value: unknown = raw
     for (const key of issue.path) value = isPlainObject(value) || Array.isArray(value) ? (value as Record<string, unknown>)[key as string] : undefined
     if (value === undefined) return `is required (expected ${issue.expected})`
+    // JSON.stringify shows NaN and Infinity as null; say what was really there.
+    if (typeof value === 'number' && !Number.isFinite(value)) return `expected a finite number, got ${value}`
     return `expected ${issue.expected}, got ${JSON.stringify(value)}`
   }
   if (issue.code === 'invalid_value' && 'values' in issue) {

@@ -4,6 +4,7 @@
  */
 import {constants} from 'node:fs'
 import {access, readFile, stat} from 'node:fs/promises'
+import {totalmem} from 'node:os'
 import {dirname} from 'node:path'
 
 import {CHECKS, type CheckContext, type CheckStatus} from './checks.js'
@@ -31,7 +32,7 @@ export interface ValidateOptions {
   overrides?: string[]
   strict?: boolean
   noData?: boolean
-  deps?: Partial<LoadDeps> & {fs?: CheckContext['fs']}
+  deps?: Partial<LoadDeps> & {fs?: CheckContext['fs']; memoryBytes?: number}
 }
 
 export const nodeCheckFs: CheckContext['fs'] = {
@@ -71,7 +72,7 @@ export async function validateConfig(path: string, options: ValidateOptions = {}
       ? {id: 'schema.known_keys', group: 'Schema', title: 'no unknown keys', status: 'pass', message: 'every key is known'}
       : {id: 'schema.known_keys', group: 'Schema', title: 'no unknown keys', status: 'warn', message: parsed.unknownKeys.map(formatUnknownKey).join('\n')},
   ]
-  const ctx: CheckContext | undefined = parsed.config && {config: parsed.config, env, cwd, noData: options.noData ?? false, fs: options.deps?.fs ?? nodeCheckFs}
+  const ctx: CheckContext | undefined = parsed.config && {config: parsed.config, env, cwd, noData: options.noData ?? false, fs: options.deps?.fs ?? nodeCheckFs, memoryBytes: options.deps?.memoryBytes ?? totalmem()}
   for (const check of CHECKS) {
     const outcome = ctx ? await check.run(ctx) : {status: 'skip' as const, message: 'not run: the config does not match the schema'}
     checks.push({id: check.id, group: check.group, title: check.title, ...outcome})

@@ -9,6 +9,7 @@ export {
 export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
 export {createPdebenchWriter, type PdebenchWriter, type WriterOptions} from './writer.js'
 export {computeNormStats, loadOrComputeNormStats, normalizeInPlace, normStatsPath, type NormStats} from './stats.js'
+export {checkDeclaredSize, emptySplitError} from './storage.js'
 export {KNOWN_TASKS, SPLITS, taskSpatialDims, type Split} from './tasks.js'
 export {validateData, CHECK_IDS, type ValidateOptions, type ValidateDeps, type ValidateResult, type FileReport, type FileCheck, type CheckId, type CheckStatus} from './validate.js'
 export {loadManifest, type ManifestEntry} from './manifest.js'

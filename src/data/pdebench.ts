@@ -12,6 +12,7 @@ import {ExitCode, UserError} from '../util/errors.js'
 import {type H5Dataset, type H5File, getDataset, openH5, readInto, toFloat32} from './h5.js'
 import {type RawFile, openRawFile} from './h5-raw.js'
 import {type FileLayout, type LayoutKind, describeFile, sliceRanges} from './layout.js'
+import {checkDeclaredSize} from './storage.js'
 import {taskSpatialDims} from './tasks.js'
 
 export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
@@ -167,6 +168,13 @@ export async function openDatasetFiles(
       const raw = options.rawReads !== false ? openRawFile(path) : null
       // Parse where a single-dataset file's data lies now, as HDF5 does when it opens a dataset.
       if (raw && (layout.kind === 'tensor' || layout.kind === 'data')) raw.locate(layout.datasets[0])
+      try {
+        checkDeclaredSize(layout, raw)
+      } catch (error) {
+        raw?.close()
+        file.close()
+        throw error
+      }
       shards.push({file, raw, layout, offset})
       offset += shards[shards.length - 1].layout.numSamples
     }

@@ -8,6 +8,7 @@ import {basename, join} from 'node:path'
 
 import {writeJsonAtomic} from '../util/fs.js'
 import {DEFAULT_READ_BUDGET_BYTES, findShards, openDataset} from './pdebench.js'
+import {emptySplitError} from './storage.js'
 
 export interface NormStats {
   task: string
@@ -68,6 +69,7 @@ export async function computeNormStats(root: string, task: string, options: {rea
       }
       n += nb
     }
+    if (n === 0) throw emptySplitError(task, 'train', root)
     return {
       task, split: 'train', channels: C, channelNames: ds.channelNames,
       mean: Array.from(mean),

@@ -154,6 +154,10 @@ async function validateFile(
     set('hdf5', 'ok', '')
     set('layout', 'ok', `${layout.kind} ${layout.datasets.length > 3 ? `${layout.datasets.length} sample groups` : layout.datasets.join(', ')}: N=${layout.numSamples}, T=${layout.numFrames}, grid ${layout.spatial.join('x')}, C=${layout.channels}`)
     set('dtype', 'ok', 'float')
+    if (numSamples === 0) {
+      set('values', 'fail', 'the file holds 0 samples: the split is empty')
+      return report()
+    }
     const coordProblems: string[] = []
     const coordsSeen: string[] = []
     for (const [axis, values] of [['t', layout.tStored], ['x', layout.coords.x], ['y', layout.coords.y]] as const) {

@@ -10,7 +10,7 @@ import {loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} from '../confi
 import type {BackendRequest} from '../training/backend.js'
 import {findOffers} from '../vast/offers.js'
 import type {Provider} from '../vast/provider.js'
-import {ExitCode, UserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {writeJsonAtomic} from '../util/fs.js'
 import {
   ASSUMED_LOCAL_GFLOPS, type DataShape, estimateEvaluation, estimateLatentCache, estimateLine, estimateStage, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S,
@@ -280,7 +280,7 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     done('write estimate', 'ok', estimatePath)
     return {config: configPath, ok: true, steps: reports, ...(options.estimateOnly ? {} : {validation, data}), estimate, estimatePath}
   } catch (error) {
-    const e = isUserError(error) ? error : new UserError((error as Error).message ?? String(error), {code: 'INTERNAL', cause: error})
+    const e = isUserError(error) ? error : (errnoUserError(error) ?? new UserError((error as Error).message ?? String(error), {code: 'INTERNAL', cause: error}))
     throw new UserError(`Dry run failed at ${current}: ${e.message}`, {
       code: 'PIPELINE_DRY_RUN_FAILED',
       hint: e.hint,

@@ -14,7 +14,7 @@ import {join, resolve} from 'node:path'
 import {loadConfig, resolveArchitecture, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {createRunDir, DEFAULT_RUNS_ROOT, JsonlAppender, newRunId, openRunDir, type RunDir, runDirAt, updateSummary} from '../tracking/rundir.js'
 import {wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
-import {ExitCode, UserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
 import {evaluateGate} from './gates.js'
 import {baselinesOf, readLeaderboard, upsertRow, writeLeaderboard} from './leaderboard.js'
@@ -222,7 +222,7 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
     await log.close()
     return result(true, dir, meta, SUCCESS_LINE, {reportPath})
   } catch (error) {
-    const failure = error instanceof StepFailure ? error : new StepFailure(current, oneLine(isUserError(error) ? error.message : `unexpected error: ${(error as Error).message ?? String(error)}`))
+    const failure = error instanceof StepFailure ? error : new StepFailure(current, oneLine(isUserError(error) ? error.message : (errnoUserError(error)?.message ?? `unexpected error: ${(error as Error).message ?? String(error)}`)))
     meta = await recordStep(dir, failure.step, {status: 'failed', at: nowIso(), detail: failure.reason}, {status: 'failed'}).catch(() => meta)
     await say(`✗ ${failure.step}: ${failure.reason}`).catch(() => {})
     await log.close().catch(() => {})

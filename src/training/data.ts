@@ -4,7 +4,7 @@
  * train trajectories is held out for early stopping instead (never the training loss).
  * Everything lives in RAM: bound it with data.max_samples for the full PDEBench files.
  */
-import {type NormStats, listShards, loadOrComputeNormStats, openDataset} from '../data/index.js'
+import {emptySplitError, type NormStats, listShards, loadOrComputeNormStats, openDataset} from '../data/index.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {Rng} from './rng.js'
 
@@ -65,6 +65,7 @@ export async function loadTrainingData(o: LoadDataOptions): Promise<TrainingData
       if ((await listShards(o.root, task, split)).length === 0) continue
       const ds = await openDataset(o.root, task, split, {timeStride: o.timeStride, normalize: stats})
       try {
+        if (ds.numSamples === 0) throw emptySplitError(task, split, o.root)
         const n = o.maxSamples ? Math.min(o.maxSamples, ds.numSamples) : ds.numSamples
         const here = {grid: ds.spatialShape, channels: ds.channels, frames: ds.numFrames}
         if (shape && (shape.grid.join() !== here.grid.join() || shape.channels !== here.channels || shape.frames !== here.frames)) {

@@ -12,7 +12,7 @@ import {isAbsolute, join, resolve} from 'node:path'
 import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {ensureGeneratedData} from '../data/index.js'
 import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
-import {ExitCode, UserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
@@ -239,7 +239,7 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       stages: reports, latent_cache: latentCache, final_checkpoint: finalCheckpoint, seconds,
     }
   } catch (error) {
-    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : internal(error))
+    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : (errnoUserError(error) ?? internal(error)))
     logger.error({code: err.code}, `Training pipeline failed: ${err.message}`)
     await updateMetadata(runDir, {status: 'failed', error: {code: err.code, message: err.message}}).catch(() => undefined)
     await mirror?.finish(false).catch(() => undefined)

@@ -61,22 +61,50 @@ export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError
 }
 
-/** Node's errno errors (ENOENT, EACCES, ...) as UserErrors naming the path. */
+/** What each errno means for a path, and what to do about it. */
+const FS_REASONS: Record<string, {reason: string; hint?: string}> = {
+  ENOENT: {reason: 'does not exist', hint: 'Check the path (it is relative to the current directory).'},
+  EACCES: {reason: 'is not readable or writable by this user', hint: 'Fix its permissions, or point ups at a folder you own.'},
+  EPERM: {reason: 'is not permitted', hint: 'Fix its permissions, or point ups at a folder you own.'},
+  EISDIR: {reason: 'is a directory, not a file'},
+  ENOTDIR: {reason: 'has a path component that is not a directory'},
+  EEXIST: {reason: 'already exists'},
+  ENOTEMPTY: {reason: 'is a folder that is not empty'},
+  ENOSPC: {reason: 'cannot be written: the disk is full', hint: 'Free space on that disk (`df -h` shows it; `ups cleanup` removes old runs and caches) or write elsewhere.'},
+  EDQUOT: {reason: 'cannot be written: your disk quota is used up', hint: 'Free space within your quota (`ups cleanup` removes old runs and caches) or write elsewhere.'},
+  EROFS: {reason: 'cannot be written: it is on a read-only filesystem', hint: 'Write to a writable folder instead (e.g. set checkpoint.dir, --runs-dir or the output path), or remount the disk read-write.'},
+  ENAMETOOLONG: {reason: 'has a name that is too long for the filesystem (at most 255 bytes per name)', hint: 'Use a shorter file or folder name (run names and output paths included).'},
+  EMFILE: {reason: 'cannot be opened: this process has too many open files', hint: 'Raise the limit (`ulimit -n 4096`) and rerun.'},
+  ENFILE: {reason: 'cannot be opened: the system has too many open files', hint: 'Close other programs or raise the system limit (fs.file-max) and rerun.'},
+  EXDEV: {reason: 'cannot be moved across filesystems', hint: 'Keep temporary and final paths on the same disk.'},
+  ELOOP: {reason: 'has too many symbolic links (a link loop?)'},
+  EBUSY: {reason: 'is busy (in use by another process)', hint: 'Wait for the other process to finish and retry.'},
+  EIO: {reason: 'could not be read or written: an I/O error on the device', hint: 'Check the disk (dmesg) and retry; the file may be damaged.'},
+  EFBIG: {reason: 'cannot grow: the file is too large for the filesystem'},
+}
+
+/** True for Node's errno errors (`code` like ENOSPC plus a syscall). */
+export function isErrnoError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException | undefined
+  return typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code) && typeof e.syscall === 'string'
+}
+
+/** Node's errno errors (ENOENT, ENOSPC, EROFS, ...) as UserErrors naming the path and the fix. */
 export function fsError(err: unknown, path: string, what = 'file'): UserError {
   const e = err as NodeJS.ErrnoException
-  const reasons: Record<string, string> = {
-    ENOENT: 'does not exist',
-    EACCES: 'is not readable or writable by this user',
-    EPERM: 'is not permitted',
-    EISDIR: 'is a directory, not a file',
-    ENOTDIR: 'has a path component that is not a directory',
-    ENOSPC: 'cannot be written: the disk is full',
-  }
-  const reason = reasons[e?.code ?? ''] ?? `cannot be accessed (${e?.message ?? String(err)})`
+  const known = FS_REASONS[e?.code ?? '']
+  const reason = known?.reason ?? `cannot be accessed (${e?.message ?? String(err)})`
   return new UserError(`The ${what} ${path} ${reason}.`, {
     code: 'FS_' + (e?.code ?? 'ERROR'),
-    hint: e?.code === 'ENOENT' ? 'Check the path (it is relative to the current directory).' : undefined,
+    hint: known?.hint,
     exitCode: ExitCode.USAGE,
     cause: err,
+    details: {path, ...(e?.code ? {errno: e.code} : {})},
   })
+}
+
+/** An uncaught errno error (ENOSPC during a write, EROFS on mkdir, ...) as a UserError; undefined for anything else. */
+export function errnoUserError(err: unknown): UserError | undefined {
+  if (!isErrnoError(err)) return undefined
+  return err.path ? fsError(err, err.path, 'path') : fsError(err, `(during ${err.syscall})`, 'file being accessed')
 }
