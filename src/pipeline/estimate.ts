@@ -6,7 +6,7 @@
  */
 import {join} from 'node:path'
 
-import {loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} from '../config/index.js'
+import {dataSourceOf, loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} from '../config/index.js'
 import type {BackendRequest} from '../training/backend.js'
 import {findOffers} from '../vast/offers.js'
 import type {Provider} from '../vast/provider.js'
@@ -99,7 +99,7 @@ async function shapeFromFiles(config: UpsConfig, cwd: string, stride: number): P
   const task = tasksOf(config)[0]
   const open = async (split: string) => {
     try {
-      const ds = await openDataset(root, task, split, {timeStride: stride})
+      const ds = await openDataset(root, task, split, {timeStride: stride, source: dataSourceOf(config)})
       const r = {n: ds.numSamples, frames: ds.numFrames, grid: ds.spatialShape, channels: ds.channels}
       ds.close()
       return r
