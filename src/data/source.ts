@@ -96,7 +96,7 @@ export async function resolveTaskFiles(root: string, task: string, split: string
   if (candidates.length > 1) {
     throw new UserError(`${root} holds ${candidates.length} raw PDEBench files for ${task}: ${candidates.join(', ')}. Which one to train on is not guessed.`, {
       code: 'DATA_RAW_AMBIGUOUS',
-      hint: `Choose one in the config, e.g. \`data.file: ${candidates[0]}\` (or --set data.file=${candidates[0]}), or move the others away.`,
+      hint: `Choose one in the config, e.g. \`data.file: ${candidates[0]}\` (or --set data.file=${candidates[0]}; \`ups data validate --file ${candidates[0]}\` without a config), or move the others away.`,
       exitCode: ExitCode.USAGE,
     })
   }

@@ -102,9 +102,11 @@ export async function validateData(options: ValidateOptions, deps: ValidateDeps)
   await checkDisjoint(reports, fingerprints)
   const moved = new Set<string>()
   for (const r of reports) {
-    if (!r.ok && !r.hint) r.refetch = refetchCommand(r, options.root, manifest)
+    // A file that is only shared with another split is not damaged: nothing to re-fetch or move.
+    const damaged = r.checks.some((c) => c.status === 'fail' && c.id !== 'disjoint')
+    if (damaged && !r.hint) r.refetch = refetchCommand(r, options.root, manifest)
     // The splits of one raw file are one file: move it once.
-    if (!r.ok && options.quarantineDir && r.checks[0].status === 'ok' && !moved.has(r.path)) {
+    if (damaged && options.quarantineDir && r.checks[0].status === 'ok' && !moved.has(r.path)) {
       moved.add(r.path)
       r.quarantinedTo = await quarantine(r, options.quarantineDir, deps.now())
     }

@@ -255,7 +255,8 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
       data = await steps.checkData(config, {quick: true})
       const bad = data.files.filter((f) => !f.ok)
       if (!data.ok) throw new UserError(`${bad.length} file(s) failed: ${bad.map((f) => `${f.path}: ${f.problem}`).join('; ')}`, {code: 'DATA_INVALID', hint: `See \`ups data validate ${configPath}\`.`})
-      done('data check', 'ok', `${data.files.length} file(s) ok${data.generated.length ? `, generated ${data.generated.join(', ')}` : ''}`)
+      const counts = data.files.map((f) => `${f.task} ${f.split} ${f.numSamples ?? '?'}`).join(', ')
+      done('data check', 'ok', `${data.files.length} file(s) ok (samples: ${counts})${data.generated.length ? `, generated ${data.generated.join(', ')}` : ''}`)
     }
     current = 'build models'
     const notes: string[] = []

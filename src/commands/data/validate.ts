@@ -31,6 +31,7 @@ Give either a config (its data.root, data.task, data.split are used) or --data-r
     split: Flags.string({description: 'One split.', options: ['train', 'val', 'valid', 'test'], exclusive: ['all-splits']}),
     'all-splits': Flags.boolean({description: 'train, val (or valid) and test (the default).'}),
     manifest: Flags.string({description: 'JSON/CSV manifest with path, size_bytes, checksum, checksum_type.'}),
+    file: Flags.string({description: 'The raw PDEBench file to split into train/val/test (data.file), when the root holds several for the task.'}),
     quick: Flags.boolean({description: 'Scan 10% of the samples instead of all of them.'}),
     quarantine: Flags.string({description: 'Move failing files into this folder (never deletes).'}),
     set: configOverrideFlag,
@@ -48,7 +49,7 @@ Give either a config (its data.root, data.task, data.split are used) or --data-r
     }
     const split = flags.split ?? (flags['all-splits'] ? undefined : target.split)
     const result = await validateData(
-      {root, tasks, splits: split ? [split] : 'all', manifest: flags.manifest, quick: flags.quick, quarantineDir: flags.quarantine, source: target.source},
+      {root, tasks, splits: split ? [split] : 'all', manifest: flags.manifest, quick: flags.quick, quarantineDir: flags.quarantine, source: flags.file ? {...target.source, file: flags.file} : target.source},
       {now: () => new Date()},
     )
     if (!this.jsonEnabled()) this.log(renderValidate(result))
