@@ -37,7 +37,7 @@ export async function findShards(root: string, task: string, split: string, sour
   const files = await listShards(root, task, split, source)
   if (files.length === 0) {
     const example = RAW_FILE_PATTERNS[task]?.example
-    throw new UserError(`No data for task "${task}" split "${split}" in ${root}: looked for ${task}_${split}.h5, ${task}_${split}_*.h5${example ? ` and a raw PDEBench file such as ${example}` : ''}.`, {
+    throw new UserError(`No data for task "${task}" split "${split}" in ${root}: looked for ${task}_${split}.h5 and ${task}_${split}_*.h5${example ? `, or a raw PDEBench file such as ${example}` : ''}.`, {
       code: 'DATA_NOT_FOUND',
       hint: await missingDataHint(root, task),
       exitCode: ExitCode.USAGE,
