@@ -80,6 +80,11 @@ export interface TrainResult {
 }
 
 export async function trainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
+  // data.file / data.raw_split reach every dataset opened while training, whoever opens it.
+  return withDataSource(dataSourceOf(config), () => runTrainPipeline(config, options))
+}
+
+async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   const {runDir, deps} = options
   const {logger} = deps
   const started = deps.clock()
@@ -292,11 +297,6 @@ function trainDataRoot(config: UpsConfig, deps: TrainDeps): string {
 
 async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Promise<TrainingData> {
   const root = trainDataRoot(config, deps)
-  // data.file / data.raw_split reach every dataset the loader opens.
-  return withDataSource(dataSourceOf(config), () => loadData(config, deps, seed, root))
-}
-
-async function loadData(config: UpsConfig, deps: TrainDeps, seed: number, root: string): Promise<TrainingData> {
   const tasks = tasksOf(config)
   const g = config.data.generate
   if (g) {

@@ -52,15 +52,18 @@ describe('a data root holding only 1D_Burgers_Sols_Nu0.01.hdf5 (via $PDEBENCH_RO
     assert.equal(dry.estimate.data.source, 'data')
     assert.equal(dry.estimate.data.trainSamples, 34)
 
-    const tr = await runCli(['train', 'raw.yaml', '--backend', 'wasm', '--run-dir', 'run', '--json'], {cwd: dir, env, timeoutMs: 240_000})
+    // A non-default split reaches the training loader and the metadata.
+    const tr = await runCli(['train', 'raw.yaml', '--backend', 'wasm', '--run-dir', 'run', '--json', '--set', 'data.raw_split.val=0.25'], {cwd: dir, env, timeoutMs: 240_000})
     assert.equal(tr.code, 0, tr.stderr)
+    assert.match(tr.stderr, /Data: 26 train trajectories/)
     const meta = JSON.parse(await readFile(join(dir, 'run', 'metadata.json'), 'utf8'))
     const src = meta.data_source.tasks[0]
     assert.equal(meta.data_source.root, root)
     assert.equal(src.kind, 'raw')
     assert.equal(src.file.path, join(root, '1D_Burgers_Sols_Nu0.01.hdf5'))
-    assert.deepEqual(src.counts, {train: 34, val: 2, test: 4})
-    assert.deepEqual({val: src.val, test: src.test, seed: src.seed}, {val: 0.05, test: 0.1, seed: null})
+    assert.deepEqual(src.counts, {train: 26, val: 10, test: 4})
+    assert.deepEqual(src.ranges, {train: [[0, 26]], val: [[26, 36]], test: [[36, 40]]})
+    assert.deepEqual({val: src.val, test: src.test, seed: src.seed}, {val: 0.25, test: 0.1, seed: null})
   })
 
   it('several release files: exit 2 naming them, until data.file chooses one', async (t) => {
