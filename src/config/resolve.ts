@@ -122,6 +122,9 @@ export function latentCacheConfigHash(config: UpsConfig): string {
     task: d.task,
     patch_size: d.patch_size ?? 1,
     field_name: d.field_name ?? null,
+    // Which samples of a raw file each split holds: same shapes, other trajectories.
+    file: d.file ?? null,
+    raw_split: d.raw_split ?? null,
     time_stride: config.training?.time_stride ?? 1,
     latent: arch.latent,
     autoencoder: arch.autoencoder,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {test} from 'node:test'
 
-import {dataSourceOf, deepMerge, loadConfig, loadRawConfig} from '../../../src/config/index.js'
+import {dataSourceOf, deepMerge, latentCacheConfigHash, loadConfig, loadRawConfig} from '../../../src/config/index.js'
 import {UserError} from '../../../src/util/errors.js'
 import {REPO_ROOT, tempDir, writeFiles} from '../../helpers.js'
 
@@ -137,6 +137,9 @@ test('the shipped defaults: $PDEBENCH_ROOT over data/pdebench, a config\'s own d
   assert.deepEqual(dataSourceOf(main.config), {file: null, split: {val: 0.05, test: 0.1, seed: null}})
   const picked = await loadConfig(join(dir, 'inherit.yaml'), {overrides: ['data.file=1D_Burgers_Sols_Nu0.1.hdf5', 'data.raw_split.seed=3'], deps: {env: {}}})
   assert.deepEqual(dataSourceOf(picked.config), {file: '1D_Burgers_Sols_Nu0.1.hdf5', split: {val: 0.05, test: 0.1, seed: 3}})
+  // Another split of the same file is other trajectories: cached latents must not be reused.
+  const base = await loadConfig(join(dir, 'inherit.yaml'), {deps: {env: {}}})
+  assert.notEqual(latentCacheConfigHash(picked.config), latentCacheConfigHash(base.config))
 })
 
 test('YAML syntax errors give file:line:column and exit code 2', async (t) => {
