@@ -52,12 +52,17 @@ export function normalizeSplitName(split: string): RawSplitName {
   throw new UserError(`Unknown split "${split}".`, {code: 'DATA_UNKNOWN_SPLIT', hint: 'Use train, val (or valid) or test.', exitCode: ExitCode.USAGE})
 }
 
-export function planRawSplit(total: number, partial: Partial<RawSplitSpec> = {}): RawSplitPlan {
-  const spec: RawSplitSpec = {
+/** The config's (possibly partial) spec with the defaults filled in. */
+export function fullSplitSpec(partial: Partial<RawSplitSpec> = {}): RawSplitSpec {
+  return {
     val: partial.val ?? DEFAULT_RAW_SPLIT.val,
     test: partial.test ?? DEFAULT_RAW_SPLIT.test,
     seed: partial.seed === undefined ? DEFAULT_RAW_SPLIT.seed : partial.seed,
   }
+}
+
+export function planRawSplit(total: number, partial: Partial<RawSplitSpec> = {}): RawSplitPlan {
+  const spec = fullSplitSpec(partial)
   const bad = (m: string) => new UserError(m, {code: 'DATA_BAD_SPLIT', hint: 'Set data.raw_split.val and data.raw_split.test to fractions that leave samples for training, e.g. {val: 0.05, test: 0.1}.', exitCode: ExitCode.USAGE})
   for (const k of ['val', 'test'] as const) {
     if (!(spec[k] >= 0 && spec[k] < 1)) throw bad(`data.raw_split.${k} must be a fraction in [0, 1) (got ${spec[k]}).`)

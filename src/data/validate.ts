@@ -19,7 +19,7 @@ import {OVERLAP_FIX, findOverlaps, type SplitFile} from './overlap.js'
 import {DEFAULT_READ_BUDGET_BYTES, type Dataset, listShards, openDataset, openDatasetFiles} from './pdebench.js'
 import {RAW_FILE_PATTERNS} from './raw-names.js'
 import {type DataSource, missingDataHint, resolveTaskFiles} from './source.js'
-import {type IndexRanges, formatRanges, planRawSplit} from './split.js'
+import {type IndexRanges, formatRanges, fullSplitSpec} from './split.js'
 import {checkSplit, taskSpatialDims} from './tasks.js'
 import {scanValues} from './scan.js'
 
@@ -118,7 +118,7 @@ async function resolveSplits(root: string, task: string, splits: string[] | 'all
   if (splits !== 'all') return splits.map(checkSplit)
   if ((await resolveTaskFiles(root, task, 'train', source)).kind === 'raw') {
     // A raw file has the splits its plan gives samples to (val 0 means no val split).
-    const spec = planRawSplit(1000, source.split ?? {}).spec
+    const spec = fullSplitSpec(source.split ?? {})
     return ['train', ...(spec.val > 0 ? ['val'] : []), ...(spec.test > 0 ? ['test'] : [])]
   }
   // `val` and `valid` are the same split under two spellings: check whichever exists.
@@ -142,7 +142,7 @@ async function checkDisjoint(reports: FileReport[], fingerprints: Map<FileReport
     const found = problems.get(r)
     if (found) {
       check.status = 'fail'
-      check.detail = `${found.join('; ')}: test data would leak into training. Fix: ${OVERLAP_FIX}.`
+      check.detail = `${found.join('; ')}: one split's data would leak into another (test into training). Fix: ${OVERLAP_FIX}.`
       r.ok = false
     } else {
       check.status = 'ok'
