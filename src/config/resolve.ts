@@ -4,6 +4,7 @@
  * be reused. Kept out of the schema so the schema stays a plain description of the YAML.
  */
 import {canonicalJson, sha256} from '../util/hash.js'
+import type {DataSource} from '../data/source.js'
 import type {OptimizerSettings, SchedulerSettings, StageName, UpsConfig} from './schema.js'
 
 export interface ResolvedOptimizer {
@@ -97,9 +98,14 @@ export function tasksOf(config: UpsConfig): string[] {
   return Array.isArray(config.data.task) ? config.data.task : [config.data.task]
 }
 
-/** What `ups data validate CONFIG` checks: the config's data root, tasks and split. */
-export function dataTarget(config: UpsConfig): {root?: string; tasks: string[]; split?: string} {
-  return {root: config.data.root, tasks: tasksOf(config), split: config.data.split}
+/** Which raw file and split plan the config chooses (data.file, data.raw_split). */
+export function dataSourceOf(config: UpsConfig): DataSource {
+  return {file: config.data.file ?? null, split: config.data.raw_split ?? null}
+}
+
+/** What `ups data validate CONFIG` checks: the config's data root, tasks, split and data source. */
+export function dataTarget(config: UpsConfig): {root?: string; tasks: string[]; split?: string; source: DataSource} {
+  return {root: config.data.root, tasks: tasksOf(config), split: config.data.split, source: dataSourceOf(config)}
 }
 
 /** Everything that changes what training produces; logging, vast, monitor and evaluation do not. */
@@ -116,6 +122,9 @@ export function latentCacheConfigHash(config: UpsConfig): string {
     task: d.task,
     patch_size: d.patch_size ?? 1,
     field_name: d.field_name ?? null,
+    // Which samples of a raw file each split holds: same shapes, other trajectories.
+    file: d.file ?? null,
+    raw_split: d.raw_split ?? null,
     time_stride: config.training?.time_stride ?? 1,
     latent: arch.latent,
     autoencoder: arch.autoencoder,

@@ -62,7 +62,19 @@ const taskName = d(z.string().min(1), 'PDEBench task, e.g. burgers1d.')
 export const dataSchema = z.object({
   task: d(z.union([taskName, z.array(taskName).min(1)]), 'Task name, or a list of tasks for multi-task training.'),
   split: d(z.enum(SPLITS), 'Split to read: train, val (or valid) or test.').optional(),
-  root: d(z.string(), 'Folder of the HDF5 files. Falls back to $PDEBENCH_ROOT.').optional(),
+  root: d(z.string(), 'Folder of the HDF5 files. defaults.yaml sets ${env:PDEBENCH_ROOT:-data/pdebench}: $PDEBENCH_ROOT unless a config sets its own root.').optional(),
+  file: d(
+    z.union([z.string().min(1), z.record(z.string(), z.string().min(1))]).nullable(),
+    'A raw PDEBench file to split into train/val/test (a name in data.root, or a path), or a map task -> file. Needed when the root holds several release files for a task (Burgers at several viscosities); when unset, the one release file of the task is used if there are no {task}_{split}.h5 shards.',
+  ).optional(),
+  raw_split: d(
+    z.object({
+      val: d(z.number().min(0).max(0.99), 'Fraction of the samples for validation.').optional(),
+      test: d(z.number().min(0).max(0.99), 'Fraction of the samples for test (PDEBench uses the last 10%).').optional(),
+      seed: d(z.number().int().nullable(), 'null: contiguous ranges (train first, then val, test last, as PDEBench); an integer: a seeded permutation of the sample indices.').optional(),
+    }),
+    'How a raw PDEBench file is split by sample index; recorded in the run metadata.',
+  ).optional(),
   patch_size: d(posInt, "Points per patch of the grid encoder, per axis. Each latent token spans grid / tokens points per axis and is read as the concatenation of its patches, so patch_size must divide that span; every such size encodes the same.").optional(),
   field_name: d(z.string(), 'Dataset name inside the files (default: tensor, or data for converted shards).').optional(),
   shard_limit: d(posInt.nullable(), 'Read at most this many shards per split.').optional(),

@@ -5,14 +5,16 @@
  * Little-endian float32 datasets stored contiguously or in unfiltered chunks are read straight
  * from the file (h5-raw.ts, no HDF5 library call); everything else goes through h5wasm.
  */
-import {readdir} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {dirname} from 'node:path'
 
 import {ExitCode, UserError} from '../util/errors.js'
 import {type H5Dataset, type H5File, getDataset, openH5, readInto, toFloat32} from './h5.js'
 import {type RawFile, openRawFile} from './h5-raw.js'
 import {type FileLayout, type LayoutKind, describeFile, sliceRanges} from './layout.js'
 import {checkDeclaredSize} from './storage.js'
+import {RAW_FILE_PATTERNS} from './raw-names.js'
+import {type DataSource, currentDataSource, missingDataHint, resolveTaskFiles} from './source.js'
+import {type RawSplitInfo, normalizeSplitName, planRawSplit, splitView} from './split.js'
 import {taskSpatialDims} from './tasks.js'
 
 export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
@@ -21,37 +23,24 @@ export {computeNormStats, loadOrComputeNormStats, normalizeInPlace, type NormSta
 
 export const DEFAULT_READ_BUDGET_BYTES = 256 * 1024 * 1024
 
-/** Other spellings of a split that PDEBench-derived data uses. */
-const SPLIT_ALIASES: Record<string, string[]> = {val: ['valid'], valid: ['val']}
-
 /**
  * The files of one task and split: `{root}/{task}_{split}.h5`, else the sorted
- * `{root}/{task}_{split}_*.h5` shards (concatenated along samples). [] when none exist.
+ * `{root}/{task}_{split}_*.h5` shards (concatenated along samples), else the task's raw PDEBench
+ * file (split by sample index when opened; see source.ts). [] when none exist.
  */
-export async function listShards(root: string, task: string, split: string): Promise<string[]> {
-  let names: string[]
-  try {
-    names = await readdir(root)
-  } catch {
-    return []
-  }
-  for (const s of [split, ...(SPLIT_ALIASES[split] ?? [])]) {
-    const single = `${task}_${s}.h5`
-    if (names.includes(single)) return [join(root, single)]
-    const prefix = `${task}_${s}_`
-    const shards = names.filter((n) => n.startsWith(prefix) && n.endsWith('.h5')).sort()
-    if (shards.length > 0) return shards.map((n) => join(root, n))
-  }
-  return []
+export async function listShards(root: string, task: string, split: string, source?: DataSource | null): Promise<string[]> {
+  const found = await resolveTaskFiles(root, task, split, currentDataSource(source))
+  return found.kind === 'raw' ? [found.file] : found.files
 }
 
 /** Like listShards, but no files is a UserError saying where it looked. */
-export async function findShards(root: string, task: string, split: string): Promise<string[]> {
-  const files = await listShards(root, task, split)
+export async function findShards(root: string, task: string, split: string, source?: DataSource | null): Promise<string[]> {
+  const files = await listShards(root, task, split, source)
   if (files.length === 0) {
-    throw new UserError(`No data for task "${task}" split "${split}" in ${root}: looked for ${task}_${split}.h5 and ${task}_${split}_*.h5.`, {
+    const example = RAW_FILE_PATTERNS[task]?.example
+    throw new UserError(`No data for task "${task}" split "${split}" in ${root}: looked for ${task}_${split}.h5 and ${task}_${split}_*.h5${example ? `, or a raw PDEBench file such as ${example}` : ''}.`, {
       code: 'DATA_NOT_FOUND',
-      hint: `Generate it with \`ups data generate ${task} --out ${root}\`, or fetch it with \`ups data fetch SOURCE --to ${root}\`.`,
+      hint: await missingDataHint(root, task),
       exitCode: ExitCode.USAGE,
     })
   }
@@ -72,6 +61,8 @@ export interface DatasetOptions {
    * HDF5 library (default true). Other datasets always go through the library.
    */
   rawReads?: boolean
+  /** Which raw file and split plan (the config's data.file / data.raw_split); see source.ts. */
+  source?: DataSource | null
 }
 
 /** How many hyperslab reads went each way since the Dataset was opened. */
@@ -121,6 +112,8 @@ export interface Dataset {
   batches(batchSize: number, range?: {start?: number; end?: number}): Generator<SampleBatch & {start: number; end: number}>
   /** Which read path served the reads so far (diagnostics; optional for in-memory fakes). */
   readStats?: ReadStats
+  /** Set when this is one split of a raw PDEBench file: which samples of which file. */
+  rawSplit?: RawSplitInfo
   close(): void
 }
 
@@ -134,8 +127,18 @@ interface Shard {
 /** Opens every shard of a task and split; they must agree on layout, frames, grid and channels. */
 export async function openDataset(root: string, task: string, split: string, options: DatasetOptions = {}): Promise<Dataset> {
   taskSpatialDims(task)
-  const files = await findShards(root, task, split)
-  return openDatasetFiles(files, task, options, {root, split})
+  const source = currentDataSource(options.source)
+  const found = await resolveTaskFiles(root, task, split, source)
+  if (found.kind !== 'raw') return openDatasetFiles(await findShards(root, task, split, source), task, options, {root, split})
+  const name = normalizeSplitName(split)
+  const base = await openDatasetFiles([found.file], task, options, {root, split: name})
+  try {
+    const plan = planRawSplit(base.numSamples, source.split ?? {})
+    return splitView(base, {file: found.file, split: name, total: plan.total, ranges: plan.ranges[name], spec: plan.spec, method: plan.method})
+  } catch (error) {
+    base.close()
+    throw error
+  }
 }
 
 /** The same over an explicit list of files (concatenated along samples in that order). */

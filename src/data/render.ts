@@ -1,10 +1,11 @@
 /** Pure text renderers for the data commands. */
 import {basename} from 'node:path'
 
+import {formatRanges} from './split.js'
 import {CHECK_IDS, type CheckStatus, type ValidateResult} from './validate.js'
 
 const MARK: Record<CheckStatus, string> = {ok: '✓', fail: '✗', skip: '-'}
-const HEAD: Record<string, string> = {exists: 'exists', hdf5: 'hdf5', layout: 'layout', dtype: 'dtype', coordinates: 'coords', values: 'values', manifest: 'manifest'}
+const HEAD: Record<string, string> = {exists: 'exists', hdf5: 'hdf5', layout: 'layout', dtype: 'dtype', coordinates: 'coords', values: 'values', manifest: 'manifest', disjoint: 'disjoint'}
 
 export function renderValidate(result: ValidateResult): string {
   const names = result.files.map((f) => basename(f.path))
@@ -16,6 +17,14 @@ export function renderValidate(result: ValidateResult): string {
     lines.push(`${names[i].padEnd(w)}  ${f.split.padEnd(5)}  ${cells.join('  ')}`)
   })
   lines.push('')
+  // A raw PDEBench file split by sample index: say which samples each split got.
+  const rawFiles = [...new Set(result.files.filter((f) => f.rawSplit).map((f) => f.path))]
+  for (const path of rawFiles) {
+    const parts = result.files.filter((f) => f.path === path && f.rawSplit)
+    const first = parts[0].rawSplit!
+    lines.push(`${basename(path)}: ${first.total} samples split by index (${first.method}): ${parts.map((f) => `${f.split} ${f.numSamples} ${formatRanges(f.rawSplit!.ranges, 2)}`).join(', ')}`)
+  }
+  if (rawFiles.length > 0) lines.push('')
   const failed = result.files.filter((f) => !f.ok)
   if (failed.length === 0) {
     const scanned = result.files.reduce((a, f) => a + f.samplesScanned, 0)
@@ -26,6 +35,7 @@ export function renderValidate(result: ValidateResult): string {
     for (const c of f.checks.filter((c) => c.status === 'fail')) lines.push(`✗ ${f.path}: ${c.id}: ${c.detail}`)
     if (f.quarantinedTo) lines.push(`  moved to ${f.quarantinedTo} (reason in ${f.quarantinedTo}.reason.json)`)
     if (f.refetch) lines.push(`  re-fetch: ${f.refetch}`)
+    if (f.hint) lines.push(`  hint: ${f.hint}`)
   }
   lines.push('', `❌ Data is invalid: ${failed.length} of ${result.files.length} file(s) failed`)
   return lines.join('\n')

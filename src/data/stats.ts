@@ -1,14 +1,17 @@
 /**
  * Per-channel normalisation statistics, computed in one streamed pass over the TRAIN split only
  * and applied to every split (normalising each split with its own statistics leaks test data).
- * Cached beside the data in `{task}_norm_stats.json`, keyed by each train file's size and mtime.
+ * Cached beside the data in `{task}_norm_stats.json`, keyed by each train file's size and mtime
+ * (and, for a raw file split by index, the train split's sample ranges).
  */
 import {readFile, stat} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 
 import {writeJsonAtomic} from '../util/fs.js'
+import {sha256} from '../util/hash.js'
 import {DEFAULT_READ_BUDGET_BYTES, findShards, openDataset} from './pdebench.js'
 import {emptySplitError} from './storage.js'
+import {type DataSource, currentDataSource, resolveTaskFiles} from './source.js'
 
 export interface NormStats {
   task: string
@@ -29,21 +32,30 @@ export function normStatsPath(root: string, task: string): string {
   return join(root, `${task}_norm_stats.json`)
 }
 
-async function fileKeys(root: string, task: string): Promise<NormStats['files']> {
-  const files = await findShards(root, task, 'train')
+async function fileKeys(root: string, task: string, source: DataSource): Promise<NormStats['files']> {
+  const files = await findShards(root, task, 'train', source)
+  // A raw file's train split depends on the split plan: key on its sample ranges too.
+  let view = ''
+  if ((await resolveTaskFiles(root, task, 'train', source)).kind === 'raw') {
+    const ds = await openDataset(root, task, 'train', {source})
+    const ranges = ds.rawSplit?.ranges ?? []
+    view = ranges.length <= 4 ? `#${ranges.map(([a, b]) => `${a}-${b}`).join(',')}` : `#sha256:${sha256(JSON.stringify(ranges)).slice(0, 16)}`
+    ds.close()
+  }
   return Promise.all(
     files.map(async (f) => {
       const s = await stat(f)
-      return {name: basename(f), size: s.size, mtimeMs: Math.floor(s.mtimeMs)}
+      return {name: basename(f) + view, size: s.size, mtimeMs: Math.floor(s.mtimeMs)}
     }),
   )
 }
 
 /** One streamed pass; merges per-batch (mean, M2) in float64 (Chan et al.) so large N stays accurate. */
-export async function computeNormStats(root: string, task: string, options: {readBudgetBytes?: number} = {}): Promise<NormStats> {
-  const files = await fileKeys(root, task)
+export async function computeNormStats(root: string, task: string, options: {readBudgetBytes?: number; source?: DataSource | null} = {}): Promise<NormStats> {
+  const source = currentDataSource(options.source)
+  const files = await fileKeys(root, task, source)
   const budget = options.readBudgetBytes ?? DEFAULT_READ_BUDGET_BYTES
-  const ds = await openDataset(root, task, 'train', {readBudgetBytes: budget})
+  const ds = await openDataset(root, task, 'train', {readBudgetBytes: budget, source})
   try {
     const C = ds.channels
     const mean = new Float64Array(C)
@@ -85,10 +97,11 @@ export async function computeNormStats(root: string, task: string, options: {rea
 export async function loadOrComputeNormStats(
   root: string,
   task: string,
-  options: {readBudgetBytes?: number} = {},
+  options: {readBudgetBytes?: number; source?: DataSource | null} = {},
 ): Promise<NormStats & {cached: boolean}> {
   const path = normStatsPath(root, task)
-  const keys = await fileKeys(root, task)
+  const source = currentDataSource(options.source)
+  const keys = await fileKeys(root, task, source)
   try {
     const cached = JSON.parse(await readFile(path, 'utf8')) as NormStats & {version?: number}
     if (cached.version === CACHE_VERSION && JSON.stringify(cached.files) === JSON.stringify(keys)) {
@@ -98,7 +111,7 @@ export async function loadOrComputeNormStats(
   } catch {
     // missing or unreadable cache: recompute
   }
-  const stats = await computeNormStats(root, task, options)
+  const stats = await computeNormStats(root, task, {...options, source})
   await writeJsonAtomic(path, {version: CACHE_VERSION, ...stats})
   return {...stats, cached: false}
 }

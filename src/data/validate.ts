@@ -3,8 +3,11 @@
  * exists and non-empty, opens as HDF5, expected datasets with the task's rank, float dtype,
  * coordinates strictly increasing, a streamed scan of the values (NaN/Inf, constant samples,
  * |value| > 1e10; `quick` scans 10% of the samples), and size/checksum against a manifest.
+ * A raw PDEBench file is checked once per split over that split's sample indices. Across splits,
+ * no file or sample may be shared (overlap.ts).
  * Failing files can be quarantined: moved (never deleted) with a `.reason.json` beside them.
  */
+import {createHash} from 'node:crypto'
 import {copyFile, mkdir, rename, stat, unlink} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 
@@ -12,11 +15,15 @@ import {writeJsonAtomic} from '../util/fs.js'
 import {isUserError} from '../util/errors.js'
 import {firstLine} from './h5.js'
 import {type ManifestEntry, fileChecksum, findManifestEntry, loadManifest} from './manifest.js'
-import {DEFAULT_READ_BUDGET_BYTES, listShards, openDatasetFiles} from './pdebench.js'
+import {OVERLAP_FIX, findOverlaps, type SplitFile} from './overlap.js'
+import {DEFAULT_READ_BUDGET_BYTES, type Dataset, listShards, openDataset, openDatasetFiles} from './pdebench.js'
+import {RAW_FILE_PATTERNS} from './raw-names.js'
+import {type DataSource, missingDataHint, resolveTaskFiles} from './source.js'
+import {type IndexRanges, formatRanges, fullSplitSpec} from './split.js'
 import {checkSplit, taskSpatialDims} from './tasks.js'
 import {scanValues} from './scan.js'
 
-export const CHECK_IDS = ['exists', 'hdf5', 'layout', 'dtype', 'coordinates', 'values', 'manifest'] as const
+export const CHECK_IDS = ['exists', 'hdf5', 'layout', 'dtype', 'coordinates', 'values', 'manifest', 'disjoint'] as const
 export type CheckId = (typeof CHECK_IDS)[number]
 export type CheckStatus = 'ok' | 'fail' | 'skip'
 
@@ -37,6 +44,10 @@ export interface FileReport {
   quarantinedTo?: string
   /** The command that gets a good copy back. */
   refetch?: string
+  /** What to do about missing data. */
+  hint?: string
+  /** Set when this split is a sample-index split of a raw PDEBench file. */
+  rawSplit?: {total: number; ranges: IndexRanges; method: string}
 }
 
 export interface ValidateOptions {
@@ -47,6 +58,8 @@ export interface ValidateOptions {
   manifest?: string
   quick?: boolean
   quarantineDir?: string
+  /** The config's data.file / data.raw_split (which raw file, how it is split). */
+  source?: DataSource | null
 }
 
 export interface ValidateDeps {
@@ -65,31 +78,77 @@ export async function validateData(options: ValidateOptions, deps: ValidateDeps)
   for (const t of options.tasks) taskSpatialDims(t)
   const manifest = options.manifest ? await loadManifest(options.manifest) : null
   const reports: FileReport[] = []
+  const fingerprints = new Map<FileReport, string | null>()
+  const source = options.source ?? {}
   for (const task of options.tasks) {
-    for (const split of await resolveSplits(options.root, task, options.splits)) {
-      const files = await listShards(options.root, task, split)
-      if (files.length === 0) {
+    for (const split of await resolveSplits(options.root, task, options.splits, source)) {
+      const found = await resolveTaskFiles(options.root, task, split, source)
+      if (found.kind === 'none') {
         const path = join(options.root, `${task}_${split}.h5`)
-        reports.push(missingReport(task, split, path, `no ${task}_${split}.h5 or ${task}_${split}_*.h5 in ${options.root}`))
+        const raw = RAW_FILE_PATTERNS[task] ? ` or a raw PDEBench file (${RAW_FILE_PATTERNS[task].example})` : ''
+        const r = missingReport(task, split, path, `no ${task}_${split}.h5, ${task}_${split}_*.h5${raw} in ${options.root}`)
+        r.hint = await missingDataHint(options.root, task)
+        reports.push(r)
         continue
       }
-      for (const path of files) reports.push(await validateFile(path, task, split, options, manifest, deps))
+      const files = found.kind === 'raw' ? [found.file] : found.files
+      for (const path of files) {
+        const {report, fingerprint} = await validateFile(path, task, split, options, manifest, deps, found.kind === 'raw')
+        fingerprints.set(report, fingerprint)
+        reports.push(report)
+      }
     }
   }
+  await checkDisjoint(reports, fingerprints)
+  const moved = new Set<string>()
   for (const r of reports) {
-    if (!r.ok) r.refetch = refetchCommand(r, options.root, manifest)
-    if (!r.ok && options.quarantineDir && r.checks[0].status === 'ok') {
+    // A file that is only shared with another split is not damaged: nothing to re-fetch or move.
+    const damaged = r.checks.some((c) => c.status === 'fail' && c.id !== 'disjoint')
+    if (damaged && !r.hint) r.refetch = refetchCommand(r, options.root, manifest)
+    // The splits of one raw file are one file: move it once.
+    if (damaged && options.quarantineDir && r.checks[0].status === 'ok' && !moved.has(r.path)) {
+      moved.add(r.path)
       r.quarantinedTo = await quarantine(r, options.quarantineDir, deps.now())
     }
   }
   return {ok: reports.every((r) => r.ok), root: options.root, quick: Boolean(options.quick), files: reports}
 }
 
-async function resolveSplits(root: string, task: string, splits: string[] | 'all'): Promise<string[]> {
+async function resolveSplits(root: string, task: string, splits: string[] | 'all', source: DataSource): Promise<string[]> {
   if (splits !== 'all') return splits.map(checkSplit)
+  if ((await resolveTaskFiles(root, task, 'train', source)).kind === 'raw') {
+    // A raw file has the splits its plan gives samples to (val 0 means no val split).
+    const spec = fullSplitSpec(source.split ?? {})
+    return ['train', ...(spec.val > 0 ? ['val'] : []), ...(spec.test > 0 ? ['test'] : [])]
+  }
   // `val` and `valid` are the same split under two spellings: check whichever exists.
-  const hasValid = (await listShards(root, task, 'valid')).length > 0 && (await listShards(root, task, 'val')).length === 0
+  const hasValid = (await listShards(root, task, 'valid', source)).length > 0 && (await listShards(root, task, 'val', source)).length === 0
   return ['train', hasValid ? 'valid' : 'val', 'test']
+}
+
+/** The `disjoint` check: no file or sample shared between splits of a task. */
+async function checkDisjoint(reports: FileReport[], fingerprints: Map<FileReport, string | null>): Promise<void> {
+  const present = reports.filter((r) => r.checks[0].status === 'ok')
+  const items: Array<SplitFile & {report: FileReport}> = present.map((r) => ({
+    task: r.task, split: r.split, path: r.path, ranges: r.rawSplit?.ranges, fingerprint: fingerprints.get(r) ?? null, report: r,
+  }))
+  const overlaps = await findOverlaps(items)
+  const problems = new Map<FileReport, string[]>()
+  for (const o of overlaps) {
+    for (const side of [o.a, o.b] as Array<SplitFile & {report: FileReport}>) problems.set(side.report, [...(problems.get(side.report) ?? []), o.reason])
+  }
+  for (const r of present) {
+    const check = r.checks.find((c) => c.id === 'disjoint')!
+    const found = problems.get(r)
+    if (found) {
+      check.status = 'fail'
+      check.detail = `${found.join('; ')}: one split's data would leak into another (test into training). Fix: ${OVERLAP_FIX}.`
+      r.ok = false
+    } else {
+      check.status = 'ok'
+      check.detail = r.rawSplit ? `samples ${formatRanges(r.rawSplit.ranges)} of ${r.rawSplit.total}, disjoint from the other splits` : 'shares no file or samples with another split'
+    }
+  }
 }
 
 function missingReport(task: string, split: string, path: string, detail: string): FileReport {
@@ -106,13 +165,16 @@ const OPEN_ERROR_CHECK: Record<string, CheckId> = {
 }
 
 async function validateFile(
-  path: string, task: string, split: string, options: ValidateOptions, manifest: ManifestEntry[] | null, deps: ValidateDeps,
-): Promise<FileReport> {
+  path: string, task: string, split: string, options: ValidateOptions, manifest: ManifestEntry[] | null, deps: ValidateDeps, raw = false,
+): Promise<{report: FileReport; fingerprint: string | null}> {
   const checks = new Map<CheckId, FileCheck>(CHECK_IDS.map((id) => [id, {id, status: 'skip', detail: ''}]))
   const set = (id: CheckId, status: CheckStatus, detail: string) => checks.set(id, {id, status, detail})
-  const report = (): FileReport => {
+  let fingerprint: string | null = null
+  let rawSplit: FileReport['rawSplit']
+  const report = () => {
     const list = [...checks.values()]
-    return {task, split, path, ok: list.every((c) => c.status !== 'fail'), checks: list, numSamples, samplesScanned}
+    const r: FileReport = {task, split, path, ok: list.every((c) => c.status !== 'fail'), checks: list, numSamples, samplesScanned, ...(rawSplit ? {rawSplit} : {})}
+    return {report: r, fingerprint}
   }
   let numSamples: number | null = null
   let samplesScanned = 0
@@ -133,9 +195,13 @@ async function validateFile(
   // The manifest check needs only the bytes, so it runs even when the content is broken.
   if (manifest) await checkManifest(path, size, options.root, manifest, set)
 
-  let ds
+  let ds: Dataset
   try {
-    ds = await openDatasetFiles([path], task, {readBudgetBytes: deps.readBudgetBytes ?? DEFAULT_READ_BUDGET_BYTES}, {root: options.root, split})
+    const readBudgetBytes = deps.readBudgetBytes ?? DEFAULT_READ_BUDGET_BYTES
+    // A raw file: the view of this split's sample indices only.
+    ds = raw
+      ? await openDataset(options.root, task, split, {readBudgetBytes, source: options.source ?? {}})
+      : await openDatasetFiles([path], task, {readBudgetBytes}, {root: options.root, split})
   } catch (error) {
     if (!isUserError(error)) throw error
     const failed = OPEN_ERROR_CHECK[error.code] ?? 'layout'
@@ -151,8 +217,10 @@ async function validateFile(
   try {
     const layout = ds.layouts[0]
     numSamples = ds.numSamples
+    if (ds.rawSplit) rawSplit = {total: ds.rawSplit.total, ranges: ds.rawSplit.ranges, method: ds.rawSplit.method}
     set('hdf5', 'ok', '')
-    set('layout', 'ok', `${layout.kind} ${layout.datasets.length > 3 ? `${layout.datasets.length} sample groups` : layout.datasets.join(', ')}: N=${layout.numSamples}, T=${layout.numFrames}, grid ${layout.spatial.join('x')}, C=${layout.channels}`)
+    const part = ds.rawSplit ? `; ${split}: ${ds.numSamples} samples ${formatRanges(ds.rawSplit.ranges)} (${ds.rawSplit.method} split)` : ''
+    set('layout', 'ok', `${layout.kind} ${layout.datasets.length > 3 ? `${layout.datasets.length} sample groups` : layout.datasets.join(', ')}: N=${layout.numSamples}, T=${layout.numFrames}, grid ${layout.spatial.join('x')}, C=${layout.channels}${part}`)
     set('dtype', 'ok', 'float')
     if (numSamples === 0) {
       set('values', 'fail', 'the file holds 0 samples: the split is empty')
@@ -184,6 +252,8 @@ async function validateFile(
     }
     samplesScanned = scan.samplesScanned
     set('values', scan.problems.length ? 'fail' : 'ok', scan.problems.length ? scan.problems.join('; ') : `${scan.samplesScanned} of ${ds.numSamples} samples scanned, range [${fmt(scan.min)}, ${fmt(scan.max)}]`)
+    // The first samples' bytes: two splits with equal hashes are copies of one another.
+    if (ds.numSamples > 0) fingerprint = createHash('sha256').update(ds.readSamples(0, Math.min(2, ds.numSamples)).data).digest('hex')
   } finally {
     ds.close()
   }
@@ -222,6 +292,8 @@ function refetchCommand(r: FileReport, root: string, manifest: ManifestEntry[] |
     const sum = entry.checksum ? ` --checksum ${entry.checksum_type ?? 'md5'}:${entry.checksum}` : ''
     return `ups data fetch ${entry.url} --to ${root}${sum}`
   }
+  // Real PDEBench data is fetched again, never replaced by generated data.
+  if (RAW_FILE_PATTERNS[r.task]?.pattern.test(basename(r.path))) return `ups data fetch URL --name ${basename(r.path)} --to ${root}   (URL: the file's line in PDEBench's pdebench_data_urls.csv)`
   if (r.task === 'burgers1d' || r.task === 'advection1d') {
     return `ups data fetch SOURCE --to ${root}   (or regenerate: ups data generate ${r.task} --out ${root} with the original --samples/--nx/--nt/--seed)`
   }

@@ -6,7 +6,7 @@
  */
 import {join} from 'node:path'
 
-import {loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} from '../config/index.js'
+import {dataSourceOf, loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} from '../config/index.js'
 import type {BackendRequest} from '../training/backend.js'
 import {findOffers} from '../vast/offers.js'
 import type {Provider} from '../vast/provider.js'
@@ -99,7 +99,7 @@ async function shapeFromFiles(config: UpsConfig, cwd: string, stride: number): P
   const task = tasksOf(config)[0]
   const open = async (split: string) => {
     try {
-      const ds = await openDataset(root, task, split, {timeStride: stride})
+      const ds = await openDataset(root, task, split, {timeStride: stride, source: dataSourceOf(config)})
       const r = {n: ds.numSamples, frames: ds.numFrames, grid: ds.spatialShape, channels: ds.channels}
       ds.close()
       return r
@@ -255,7 +255,8 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
       data = await steps.checkData(config, {quick: true})
       const bad = data.files.filter((f) => !f.ok)
       if (!data.ok) throw new UserError(`${bad.length} file(s) failed: ${bad.map((f) => `${f.path}: ${f.problem}`).join('; ')}`, {code: 'DATA_INVALID', hint: `See \`ups data validate ${configPath}\`.`})
-      done('data check', 'ok', `${data.files.length} file(s) ok${data.generated.length ? `, generated ${data.generated.join(', ')}` : ''}`)
+      const counts = data.files.map((f) => `${f.task} ${f.split} ${f.numSamples ?? '?'}`).join(', ')
+      done('data check', 'ok', `${data.files.length} file(s) ok (samples: ${counts})${data.generated.length ? `, generated ${data.generated.join(', ')}` : ''}`)
     }
     current = 'build models'
     const notes: string[] = []

@@ -7,7 +7,7 @@
 import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
-import {type StageName, tasksOf, type UpsConfig} from '../config/index.js'
+import {dataSourceOf, type StageName, tasksOf, type UpsConfig} from '../config/index.js'
 import {validateConfig} from '../config/validate.js'
 import type {Provider} from '../vast/provider.js'
 import type {WandbDeps} from '../tracking/wandb.js'
@@ -140,17 +140,19 @@ export async function checkDataStep(config: UpsConfig, options: {quick: boolean}
   const root = dataRootOf(config, deps.cwd)
   const generated: string[] = []
   const g = config.data.generate
+  const source = dataSourceOf(config)
   if (g) {
     for (const task of tasksOf(config)) {
-      const r = await data.ensureGeneratedData({
+      // A raw PDEBench file in the root counts as the data: nothing is generated over it.
+      const r = await data.withDataSource(source, () => data.ensureGeneratedData({
         root, task, samples: g.samples ?? 100, nx: g.nx, nt: g.nt, nu: g.nu, beta: g.beta, seed: g.seed,
         splits: g.splits as Record<string, number> | undefined,
-      })
+      }))
       if (r.generated.length > 0) deps.onProgress?.(`  generated ${task} ${r.generated.join(', ')} into ${root}`)
       generated.push(...r.generated.map((s) => `${task}_${s}`))
     }
   }
-  const r = await data.validateData({root, tasks: tasksOf(config), splits: g ? 'all' : splitsOf(config), quick: options.quick}, {now: deps.now})
+  const r = await data.validateData({root, tasks: tasksOf(config), splits: g ? 'all' : splitsOf(config), quick: options.quick, source}, {now: deps.now})
   return {
     ok: r.ok,
     root,

@@ -7,7 +7,7 @@ import {stat} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 
 import {loadConfig} from '../config/index.js'
-import {tasksOf} from '../config/resolve.js'
+import {dataSourceOf, tasksOf} from '../config/resolve.js'
 import type {UpsConfig} from '../config/schema.js'
 import {listShards, openDataset, type Dataset} from '../data/pdebench.js'
 import type {RunDir} from '../tracking/rundir.js'
@@ -90,8 +90,9 @@ export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps):
   let dataset: Dataset | null = null
   let train: Dataset | null = null
   try {
-    dataset = await openDataset(root, task, split, {timeStride})
-    if ((await listShards(root, task, 'train')).length > 0) train = await openDataset(root, task, 'train', {timeStride})
+    const source = dataSourceOf(config)
+    dataset = await openDataset(root, task, split, {timeStride, source})
+    if ((await listShards(root, task, 'train', source)).length > 0) train = await openDataset(root, task, 'train', {timeStride, source})
     const t0 = deps.clock()
     const evaluation = await evaluate(
       {config, dataset, trainDataset: train, simulator, split, rollout, tau, useCorrector, correctorNoise, maxSamples},

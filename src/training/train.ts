@@ -9,8 +9,8 @@ import {readdir} from 'node:fs/promises'
 import {availableParallelism} from 'node:os'
 import {isAbsolute, join, resolve} from 'node:path'
 
-import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
-import {ensureGeneratedData} from '../data/index.js'
+import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
+import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
 import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
@@ -80,6 +80,11 @@ export interface TrainResult {
 }
 
 export async function trainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
+  // data.file / data.raw_split reach every dataset opened while training, whoever opens it.
+  return withDataSource(dataSourceOf(config), () => runTrainPipeline(config, options))
+}
+
+async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   const {runDir, deps} = options
   const {logger} = deps
   const started = deps.clock()
@@ -125,6 +130,10 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     }
 
     const data = await prepareData(config, deps, seed)
+    // Which files and which sample indices each split came from: a run can be reproduced elsewhere.
+    const sources = await describeDataSources(trainDataRoot(config, deps), tasksOf(config), dataSourceOf(config))
+    await updateMetadata(runDir, {data_source: {root: trainDataRoot(config, deps), tasks: sources}})
+    logger.info({}, `Data source: ${renderDataSources(sources)}`)
     state.data = {
       tasks: data.tasks, grid: data.gridShape, channels: data.channels, frames: data.frames, dt: data.dt, val_source: data.valSource,
       norm_stats: Object.fromEntries(Object.entries(data.normStats).map(([t, s]) => [t, {mean: s.mean, std: s.std, channelNames: s.channelNames}])),
@@ -282,8 +291,12 @@ async function recordEpoch(
   await sinks.mirror?.log({...r.metrics}, r.globalStep)
 }
 
+function trainDataRoot(config: UpsConfig, deps: TrainDeps): string {
+  return resolve(deps.cwd, config.data.root ?? deps.env.PDEBENCH_ROOT ?? 'data/pdebench')
+}
+
 async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Promise<TrainingData> {
-  const root = resolve(deps.cwd, config.data.root ?? deps.env.PDEBENCH_ROOT ?? 'data/pdebench')
+  const root = trainDataRoot(config, deps)
   const tasks = tasksOf(config)
   const g = config.data.generate
   if (g) {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {test} from 'node:test'
 
-import {deepMerge, loadConfig, loadRawConfig} from '../../../src/config/index.js'
+import {dataSourceOf, deepMerge, latentCacheConfigHash, loadConfig, loadRawConfig} from '../../../src/config/index.js'
 import {UserError} from '../../../src/util/errors.js'
-import {tempDir, writeFiles} from '../../helpers.js'
+import {REPO_ROOT, tempDir, writeFiles} from '../../helpers.js'
 
 const MINIMAL = `
 data: {task: burgers1d, root: data}
@@ -120,6 +120,26 @@ test('PDEBENCH_ROOT is the fallback for data.root, never an override', async (t)
   assert.equal(fallback.config.data.root, '/mnt/pdebench')
   const explicit = await loadConfig(join(dir, 'root.yaml'), {deps: {env: {PDEBENCH_ROOT: '/mnt/pdebench'}}})
   assert.equal(explicit.config.data.root, 'data')
+})
+
+test('the shipped defaults: $PDEBENCH_ROOT over data/pdebench, a config\'s own data.root over both; raw split defaults', async (t) => {
+  const dir = await tempDir(t)
+  const defaults = join(REPO_ROOT, 'configs', 'defaults.yaml')
+  await writeFiles(dir, {'inherit.yaml': `include: ${defaults}\n`, 'own.yaml': `include: ${defaults}\ndata: {root: mine}\n`})
+  const env = {PDEBENCH_ROOT: '/mnt/pdebench'}
+  assert.equal((await loadConfig(join(dir, 'inherit.yaml'), {deps: {env}})).config.data.root, '/mnt/pdebench')
+  assert.equal((await loadConfig(join(dir, 'inherit.yaml'), {deps: {env: {}}})).config.data.root, 'data/pdebench')
+  assert.equal((await loadConfig(join(dir, 'own.yaml'), {deps: {env}})).config.data.root, 'mine')
+  // The runbook's main config follows the environment too.
+  const main = await loadConfig(join(REPO_ROOT, 'configs', 'train_burgers_32dim.yaml'), {deps: {env}})
+  assert.equal(main.config.data.root, '/mnt/pdebench')
+  assert.deepEqual(main.config.data.raw_split, {val: 0.05, test: 0.1, seed: null})
+  assert.deepEqual(dataSourceOf(main.config), {file: null, split: {val: 0.05, test: 0.1, seed: null}})
+  const picked = await loadConfig(join(dir, 'inherit.yaml'), {overrides: ['data.file=1D_Burgers_Sols_Nu0.1.hdf5', 'data.raw_split.seed=3'], deps: {env: {}}})
+  assert.deepEqual(dataSourceOf(picked.config), {file: '1D_Burgers_Sols_Nu0.1.hdf5', split: {val: 0.05, test: 0.1, seed: 3}})
+  // Another split of the same file is other trajectories: cached latents must not be reused.
+  const base = await loadConfig(join(dir, 'inherit.yaml'), {deps: {env: {}}})
+  assert.notEqual(latentCacheConfigHash(picked.config), latentCacheConfigHash(base.config))
 })
 
 test('YAML syntax errors give file:line:column and exit code 2', async (t) => {
