@@ -169,9 +169,12 @@ async function reclaim(path: string, judged: string, check: () => Promise<string
   const guard = `${path}.reclaim`
   const me: LockInfo = {pid: env.pid, hostname: env.hostname, started_at: env.now().toISOString(), command: 'reclaim', boot_id: env.bootId}
   if (!(await tryCreate(guard, me))) {
-    // A reclaimer that died mid-way leaves the guard behind: clear it after a grace period.
+    // A reclaim takes milliseconds: a guard older than the grace period, or of a dead pid, is left over.
     const g = await readLock(guard)
-    if (g && staleReason(g.info, g.mtimeMs, env, RECLAIM_GRACE_MS, false) !== null) await unlink(guard).catch(() => undefined)
+    const age = g ? env.now().getTime() - g.mtimeMs : 0
+    if (g && (age > RECLAIM_GRACE_MS || (g.info && g.info.pid !== env.pid && staleReason(g.info, g.mtimeMs, env, RECLAIM_GRACE_MS, false) !== null))) {
+      await unlink(guard).catch(() => undefined)
+    }
     return false
   }
   try {
