@@ -204,12 +204,14 @@ export async function acquireLock(path: string, options: AcquireOptions): Promis
   const info: LockInfo = {pid: env.pid, hostname: env.hostname, started_at: env.now().toISOString(), command: options.command, boot_id: env.bootId}
   await mkdir(dirname(abs), {recursive: true})
   const deadline = env.now().getTime() + (options.waitMs ?? 0)
-  let reclaimed: string | null = null
+  let reclaimed: {previous: LockInfo | null; reason: string} | null = null
   for (;;) {
     if (await tryCreate(abs, info)) {
       held.set(abs, {count: 1, info, timer: heartbeat(abs)})
       installExitHandlers()
-      return handle(abs, info, true, reclaimed)
+      // Told only now: between removing the stale lock and creating ours, another taker may win.
+      if (reclaimed) options.onReclaim?.(reclaimed.previous, reclaimed.reason)
+      return handle(abs, info, true, reclaimed && `${describeHolder(reclaimed.previous)}: ${reclaimed.reason}`)
     }
     const current = await readLock(abs)
     if (!current) continue // released between our create and our read
@@ -219,10 +221,8 @@ export async function acquireLock(path: string, options: AcquireOptions): Promis
     }
     const reason = staleReason(current.info, current.mtimeMs, env, staleAfter, held.has(abs))
     if (reason !== null) {
-      if (await reclaim(abs, JSON.stringify(current.info), judge, env)) {
-        reclaimed = `${describeHolder(current.info)}: ${reason}`
-        options.onReclaim?.(current.info, reason)
-      } else await env.sleep(options.pollMs ?? 100)
+      if (await reclaim(abs, JSON.stringify(current.info), judge, env)) reclaimed = {previous: current.info, reason}
+      else await env.sleep(options.pollMs ?? 100)
       continue
     }
     if (env.now().getTime() >= deadline) throw lockedError(abs, current.info, options)

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
-import {readFile, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {it} from 'node:test'
 
@@ -62,6 +63,7 @@ it('kill -9 between checkpoint and history, then two resumes at once: one is ref
     a.on('exit', () => reject(new Error(`resume A ended before taking the lock: ${aOut}`)))
   })
   a.kill('SIGSTOP')
+  if (process.env.UPS_TEST_DEBUG) process.stderr.write(`--- A stopped (pid ${a.pid}); lock: ${await readFile(join(run, '.ups.lock'), 'utf8').catch((e) => String(e))}\n${aOut}\n`)
   const historyBefore = await readFile(join(run, 'history.jsonl'), 'utf8')
   const b = await runCli(['resume', RUN_ID], {cwd})
   a.kill('SIGCONT')
@@ -88,4 +90,26 @@ it('kill -9 between checkpoint and history, then two resumes at once: one is ref
   assert.deepEqual(keys.filter((k) => k.startsWith('operator')), ['operator:1', 'operator:2', 'operator:3', 'operator:4'])
   assert.deepEqual(keys, [...new Set(keys)], `no stage/epoch twice: ${keys.join(', ')}`)
   assert.ok(!(await exists(join(run, '.ups.lock'))), 'released at the end')
+})
+
+it('ups train and ups eval into a run directory another live process holds: exit 1 naming the holder, nothing written', async (t) => {
+  const cwd = await tempDir(t, 'ups-e2e-locks-')
+  await writeFile(join(cwd, 'tiny.yaml'), tinyConfig('data'))
+  const run = join(cwd, 'run')
+  await mkdir(join(run, 'checkpoints'), {recursive: true})
+  await writeFile(join(run, 'metadata.json'), JSON.stringify({run_id: 'run', created_at: '2026-01-01T00:00:00.000Z', status: 'running'}))
+  // This test process is the live holder.
+  await writeFile(join(run, '.ups.lock'), JSON.stringify({pid: process.pid, hostname: hostname(), started_at: '2026-01-01T00:00:00.000Z', command: 'ups resume run'}))
+  const before = (await readdir(run)).filter((n) => n !== 'logs')
+  for (const args of [['train', 'tiny.yaml', '--backend', 'cpu', '--run-dir', run], ['eval', 'tiny.yaml', '--checkpoints', join(run, 'checkpoints')]]) {
+    const r = await runCli(args, {cwd})
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`)
+    assert.match(r.stderr, new RegExp(`Error: The run directory ${run} is in use by pid ${process.pid} on .* \\(\`ups resume run\`, since 2026-01-01T00:00:00.000Z\\)`))
+    assert.ok(!hasStackTrace(r.stderr))
+    // (`ups train` opens its log file logs/ups.jsonl first; nothing else is written.)
+    assert.deepEqual((await readdir(run)).filter((n) => n !== 'logs'), before, `${args[0]} wrote nothing into the run`)
+  }
+  const j = await runCli(['eval', 'tiny.yaml', '--checkpoints', join(run, 'checkpoints'), '--json'], {cwd})
+  assert.equal(j.code, 1)
+  assert.equal(JSON.parse(j.stdout).error.code, 'RUNDIR_LOCKED')
 })
