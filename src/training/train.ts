@@ -11,7 +11,7 @@ import {isAbsolute, join, resolve} from 'node:path'
 
 import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {ensureGeneratedData} from '../data/index.js'
-import {JsonlAppender, lockRunDir, readHistory, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
+import {JsonlAppender, lockRunDir, readHistory, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {describeHolder} from '../util/lock.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
@@ -87,7 +87,7 @@ export interface TrainResult {
 export async function trainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   const {runDir, deps} = options
   const lock = await lockRunDir(runDir.path, `ups train (${runDir.id})`, {
-    onReclaim: (previous, reason) => deps.logger.warn({lock: join(runDir.path, '.ups.lock')}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`),
+    onReclaim: (previous, reason) => deps.logger.warn({lock: join(runDir.path, RUN_LOCK_FILE)}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`),
   })
   try {
     for (const path of lock.removedTemps) deps.logger.info({path}, `Removed a temp file left by a killed writer: ${path}`)
