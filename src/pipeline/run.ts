@@ -13,11 +13,13 @@ import {join, resolve} from 'node:path'
 
 import {loadConfig, resolveArchitecture, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {createRunDir, DEFAULT_RUNS_ROOT, JsonlAppender, newRunId, openRunDir, type RunDir, runDirAt, updateSummary} from '../tracking/rundir.js'
+import {lockRunDir} from '../tracking/rundir-lock.js'
 import {wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
+import {describeHolder} from '../util/lock.js'
 import {evaluateGate} from './gates.js'
-import {baselinesOf, readLeaderboard, upsertRow, writeLeaderboard} from './leaderboard.js'
+import {baselinesOf, readLeaderboard, updateLeaderboard} from './leaderboard.js'
 import {publishLeaderboardRow} from './leaderboard-wandb.js'
 import {enabledStagesOf} from './stages.js'
 import {type EvalRecord, type GateRecord, patchMetadata, PIPELINE_SCHEMA_VERSION, PIPELINE_STEPS, type PipelineMetadata, type PipelineRunOptions, type PipelineStep, readPipelineMetadata, recordStep} from './metadata.js'
@@ -81,7 +83,6 @@ function normalize<T extends PipelineRunOptions>(o: T, cwd: string): T {
 
 async function execute(options: PipelineRunOptions & {runId?: string}, existing: RunDir | undefined, deps: PipelineDeps): Promise<PipelineResult> {
   const progress = deps.onProgress ?? (() => {})
-  const nowIso = () => deps.now().toISOString()
   let config: UpsConfig
   try {
     config = await loadConfigFor(options.trainConfig, options.overrides, existing, deps.cwd)
@@ -91,6 +92,21 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
   }
   const hash = trainingConfigHash(config)
   const dir = existing ?? (await openOrCreate(options, config, hash, deps))
+  // Before any write: a second `ups resume` of a running run is refused here (RUNDIR_LOCKED).
+  const lock = await lockRunDir(dir.path, `ups ${existing ? 'resume' : 'run'} ${dir.id}`, {
+    onReclaim: (previous, reason) => progress(`Reclaimed the lock of ${dir.path} from ${describeHolder(previous)}: ${reason}`),
+  })
+  try {
+    for (const path of lock.removedTemps) progress(`Removed a temp file left by a killed writer: ${path}`)
+    return await executeLocked(options, config, hash, dir, deps)
+  } finally {
+    await lock.release()
+  }
+}
+
+async function executeLocked(options: PipelineRunOptions & {runId?: string}, config: UpsConfig, hash: string, dir: RunDir, deps: PipelineDeps): Promise<PipelineResult> {
+  const progress = deps.onProgress ?? (() => {})
+  const nowIso = () => deps.now().toISOString()
   const log = new JsonlAppender(join(dir.paths.logs, 'pipeline.jsonl'), 1)
   const say = async (line: string) => {
     progress(line)
@@ -196,7 +212,7 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
     if (!meta.last_small_eval && !meta.last_full_eval) await record('leaderboard', 'skipped', 'no evaluation metrics')
     else {
       const row = leaderboardRowOf(meta)
-      await writeLeaderboard(upsertRow(await readLeaderboard(options.leaderboardCsv), row), options.leaderboardCsv, options.leaderboardHtml)
+      await updateLeaderboard(options.leaderboardCsv, options.leaderboardHtml, row, {command: `ups run (${dir.id})`})
       let mirrored = ''
       if (options.leaderboardWandb) {
         const fromConfig = wandbSettingsFromConfig(config)

@@ -3,6 +3,7 @@ import {DEFAULT_RUNS_ROOT, openRunDir} from './rundir.js'
 import {syncRun, type SyncOptions, type SyncResult, type WandbDeps} from './wandb.js'
 
 export * from './rundir.js'
+export * from './rundir-lock.js'
 export * from './wandb.js'
 export {WandbClient, WandbRequestError, DEFAULT_WANDB_BASE_URL, runUrl, type FetchLike, type RemoteRun} from './wandb-client.js'
 

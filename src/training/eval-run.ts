@@ -12,6 +12,7 @@ import type {UpsConfig} from '../config/schema.js'
 import {listShards, openDataset, type Dataset} from '../data/pdebench.js'
 import type {RunDir} from '../tracking/rundir.js'
 import {runDirAt, updateSummary} from '../tracking/rundir.js'
+import {lockRunDir} from '../tracking/rundir-lock.js'
 import {WandbMirror, wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {type EvalResult, evaluate, type Simulator} from './evaluate.js'
@@ -63,7 +64,22 @@ export interface EvalCommandResult {
   evaluation: EvalResult
 }
 
+/**
+ * When the checkpoints sit in a run directory, its lock is held throughout (the evaluation writes
+ * eval/ and summary.json there): an eval of a run that is still training is refused, not mixed in.
+ */
 export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps): Promise<EvalCommandResult> {
+  const runDir = await enclosingRunDir(options.checkpointsDir)
+  if (!runDir) return evaluateIn(null, options, deps)
+  const lock = await lockRunDir(runDir.path, `ups eval (${runDir.id})`)
+  try {
+    return await evaluateIn(runDir, options, deps)
+  } finally {
+    await lock.release()
+  }
+}
+
+async function evaluateIn(runDir: RunDir | null, options: RunEvalOptions, deps: RunEvalDeps): Promise<EvalCommandResult> {
   const loadDeps = {...(deps.env ? {env: deps.env} : {}), ...(deps.cwd ? {cwd: deps.cwd} : {})}
   const config = options.config ?? (await loadConfig(options.configPath, {overrides: options.overrides, deps: loadDeps})).config
   const ev = config.evaluation ?? {}
@@ -101,7 +117,6 @@ export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps):
     evaluation.timing.totalSeconds = (deps.clock() - t0) / 1000
     // Fill in hashes the simulator does not report from the verified checkpoint manifests.
     for (const [stage, c] of Object.entries(checkpoints.stages)) evaluation.checkpointHashes[stage] ??= c.weightsSha256
-    const runDir = await enclosingRunDir(checkpointsDir)
     const outDir = options.outDir ?? join(runDir?.path ?? dirname(resolve(checkpointsDir)), 'eval', split)
     const ctx = {finishedAt: deps.now(), checkpointsDir, configPath: options.configPath}
     const written = await writeEvalReport(evaluation, outDir, ctx)

@@ -11,8 +11,9 @@ import {isAbsolute, join, resolve} from 'node:path'
 
 import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
-import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
+import {JsonlAppender, lockRunDir, readHistory, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
+import {describeHolder} from '../util/lock.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
@@ -22,7 +23,7 @@ import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, train
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
-import {type FaultPlan, type LoopLogger, runStage, type StageOutcome} from './stages/loop.js'
+import {type FaultPlan, type LoopLogger, runStage, type StageOutcome, type StoredEpochRecord} from './stages/loop.js'
 import type {EpochRecord, StageProgress} from './stages/types.js'
 import {clearStageCheckpoints, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
 
@@ -79,12 +80,29 @@ export interface TrainResult {
   seconds: number
 }
 
+/**
+ * Holds the run directory's lock throughout (a second trainer of the same run is refused before it
+ * writes anything) and clears the temp files a killed writer left there.
+ */
 export async function trainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   // data.file / data.raw_split reach every dataset opened while training, whoever opens it.
   return withDataSource(dataSourceOf(config), () => runTrainPipeline(config, options))
 }
 
 async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
+  const {runDir, deps} = options
+  const lock = await lockRunDir(runDir.path, `ups train (${runDir.id})`, {
+    onReclaim: (previous, reason) => deps.logger.warn({lock: join(runDir.path, RUN_LOCK_FILE)}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`),
+  })
+  try {
+    for (const path of lock.removedTemps) deps.logger.info({path}, `Removed a temp file left by a killed writer: ${path}`)
+    return await trainLocked(config, options)
+  } finally {
+    await lock.release()
+  }
+}
+
+async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   const {runDir, deps} = options
   const {logger} = deps
   const started = deps.clock()
@@ -215,6 +233,7 @@ async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promi
             state.stages[stage] = {...stageState(r, configHash), ...record, done: false}
             await writePipelineState(ckptDir, state)
           },
+          onResume: (r) => restoreEpochRecord(r, runDir, deps, {history, mirror}),
         })
       } finally {
         // Worker threads end with the stage, on success, error and NaN stop alike.
@@ -293,6 +312,21 @@ async function recordEpoch(
 
 function trainDataRoot(config: UpsConfig, deps: TrainDeps): string {
   return resolve(deps.cwd, config.data.root ?? deps.env.PDEBENCH_ROOT ?? 'data/pdebench')
+}
+
+/**
+ * A kill between an epoch's checkpoint and its history line loses the line: put it back from the
+ * checkpoint, unless history.jsonl has it (same stage and epoch, logged after the checkpoint was made).
+ */
+async function restoreEpochRecord(r: StoredEpochRecord, runDir: RunDir, deps: TrainDeps, sinks: {history: ReturnType<typeof historyWriter>; mirror?: WandbMirror}): Promise<void> {
+  await sinks.history.sync()
+  const {records} = await readHistory(runDir)
+  const logged = records.some((h) => h.metrics.epoch === r.epoch && `${r.stage}/loss` in h.metrics && Date.parse(h.time) >= r.time_ms)
+  if (logged) return
+  await sinks.history.log(r.globalStep, {...r.metrics, epoch: r.epoch}, new Date(r.time_ms))
+  await sinks.history.sync()
+  await sinks.mirror?.log({...r.metrics}, r.globalStep)
+  deps.logger.warn({stage: r.stage, epoch: r.epoch}, `Restored the history record of ${r.stage} epoch ${r.epoch} from its checkpoint (the process was killed before logging it)`)
 }
 
 async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Promise<TrainingData> {

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {mkdir, open, readdir, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 
 /**
@@ -46,7 +46,39 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** True when a temp name is one of ours (left behind by a kill -9 mid-write). */
+const ATOMIC_TEMP = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/
+
+/** True when a name is one of writeFileAtomic's temp files (`.<name>.<pid>.<8 hex>.tmp`). */
 export function isAtomicTempName(name: string): boolean {
-  return name.startsWith('.') && name.endsWith('.tmp')
+  return ATOMIC_TEMP.test(name)
+}
+
+/** The pid of the process that wrote an atomic temp file, or null for any other name. */
+export function atomicTempPid(name: string): number | null {
+  const m = ATOMIC_TEMP.exec(name)
+  return m ? Number(m[2]) : null
+}
+
+/**
+ * Removes writeFileAtomic temp files under `root` (recursively) whose writer is gone: a kill -9
+ * mid-write leaves them. Only call it holding the folder's lock. Checkpoint swap folders
+ * (`.<name>.ckpt.<tag>.tmp`) are not matched: resume reads them. Returns the removed paths.
+ */
+export async function removeStaleTempFiles(root: string, isAlive: (pid: number) => boolean): Promise<string[]> {
+  const removed: string[] = []
+  const walk = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, {withFileTypes: true}).catch(() => [])
+    for (const e of entries) {
+      const path = join(dir, e.name)
+      if (e.isDirectory()) await walk(path)
+      else if (e.isFile()) {
+        const pid = atomicTempPid(e.name)
+        if (pid === null || pid === process.pid || isAlive(pid)) continue
+        await rm(path, {force: true})
+        removed.push(path)
+      }
+    }
+  }
+  await walk(root)
+  return removed
 }

@@ -64,6 +64,11 @@ export interface StageRunOptions {
   logger: LoopLogger
   onProgress?: (p: StageProgress) => void
   onEpoch?: (r: EpochRecord) => Promise<void>
+  /**
+   * On resume: the epoch record the resumed checkpoint carries. A kill between the checkpoint and
+   * onEpoch loses that epoch's log lines; the caller restores what is missing from this.
+   */
+  onResume?: (r: StoredEpochRecord) => Promise<void>
   fault?: FaultPlan
   /** Validation uses at most this many items (a fixed subset), default 4096. */
   validationCap?: number
@@ -85,6 +90,11 @@ export interface StageOutcome {
   stepTimeMs: number | null
 }
 
+/** The epoch's record as saved in `<stage>.ckpt` (and numbered ones), with the clock when it was made. */
+export interface StoredEpochRecord extends EpochRecord {
+  time_ms: number
+}
+
 interface LoopMeta {
   stage: string
   kind: 'last' | 'numbered'
@@ -95,6 +105,7 @@ interface LoopMeta {
   finished: boolean
   stopped_early: boolean
   ema_updates: number
+  epoch_record?: StoredEpochRecord
   [key: string]: unknown
 }
 
@@ -203,6 +214,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
     hashes.last = c.manifest.weightsSha256
     logger.info({stage, epoch, step, checkpoint: c.path}, `Resuming ${stage} after epoch ${epoch} (step ${step}) from ${c.path}`)
     await completeCommit(c, {dir, stage, checkpointInterval: o.checkpointInterval, meta})
+    if (meta.epoch_record) await o.onResume?.(meta.epoch_record)
   }
   // Incomplete or superseded swap folders: the newest state is now under a regular name.
   await removeSwapLeftovers(dir, stage)
@@ -269,9 +281,28 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       scheduler.step(val ?? undefined)
       stoppedEarly = val !== null && settings.patience > 0 && since >= settings.patience && e < settings.epochs
       finished = stoppedEarly || e >= settings.epochs
+      const stepTimeMs = trainTime / Math.max(1, groups.length)
+      const epochRecord = (epochTime: number): EpochRecord => ({
+        stage, epoch, epochs: settings.epochs, globalStep: o.globalStepOffset + step, step, bestEpoch, stepTimeMs, improved, stoppedEarly,
+        metrics: {
+          [`${stage}/loss`]: items > 0 ? lossSum / items : null,
+          [`${stage}/val_loss`]: val,
+          [`${stage}/grad_norm`]: normSum / Math.max(1, groups.length),
+          [`${stage}/lr`]: lr,
+          [`${stage}/epoch_time_sec`]: epochTime,
+          [`${stage}/samples_per_sec`]: epochTime > 0 ? spec.trainItems / epochTime : null,
+          [`${stage}/best_loss`]: bestVal,
+          [`${stage}/epochs_since_improve`]: since,
+          global_step: o.globalStepOffset + step,
+        },
+      })
+      // The checkpoint carries the epoch's record (its time stops before the checkpoint writes),
+      // so a kill before onEpoch logs it loses nothing: resume restores it (onResume).
+      const recordedAt = o.clock()
       const meta: LoopMeta = {
         stage, kind: 'last', stage_settings_hash: settingsHash, best_val: bestVal, best_epoch: bestEpoch,
         epochs_since_improve: since, finished, stopped_early: stoppedEarly, ema_updates: ema?.updates ?? 0,
+        epoch_record: {...epochRecord((recordedAt - t0) / 1000), time_ms: recordedAt},
       }
       // Order matters: `<stage>.ckpt` is the commit point, so it is written last.
       if (improved) {
@@ -290,23 +321,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       }
       hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload, at(e, 'last'))).weightsSha256
       killAt(e, 'after-last')
-      const epochTime = (o.clock() - t0) / 1000
-      const stepTimeMs = trainTime / Math.max(1, groups.length)
       stepTimes.push(stepTimeMs)
-      await o.onEpoch?.({
-        stage, epoch, epochs: settings.epochs, globalStep: o.globalStepOffset + step, step, bestEpoch, stepTimeMs, improved, stoppedEarly,
-        metrics: {
-          [`${stage}/loss`]: items > 0 ? lossSum / items : null,
-          [`${stage}/val_loss`]: val,
-          [`${stage}/grad_norm`]: normSum / Math.max(1, groups.length),
-          [`${stage}/lr`]: lr,
-          [`${stage}/epoch_time_sec`]: epochTime,
-          [`${stage}/samples_per_sec`]: epochTime > 0 ? spec.trainItems / epochTime : null,
-          [`${stage}/best_loss`]: bestVal,
-          [`${stage}/epochs_since_improve`]: since,
-          global_step: o.globalStepOffset + step,
-        },
-      })
+      await o.onEpoch?.(epochRecord((o.clock() - t0) / 1000))
       if (o.fault?.crashAfter?.stage === stage && o.fault.crashAfter.epoch === e) {
         throw new UserError(`Simulated crash after ${stage} epoch ${e} (UPS_TEST_FAULT).`, {code: 'TRAIN_TEST_FAULT', exitCode: ExitCode.CHECK_FAILED})
       }

@@ -9,7 +9,7 @@ import {resolveStage, type UpsConfig} from '../../../src/config/index.js'
 import {loadCheckpoint} from '../../../src/training/checkpoint.js'
 import {ParamStore} from '../../../src/training/params.js'
 import {Rng} from '../../../src/training/rng.js'
-import {type FaultPlan, KILL_POINTS, runStage} from '../../../src/training/stages/loop.js'
+import {type FaultPlan, KILL_POINTS, runStage, type StoredEpochRecord} from '../../../src/training/stages/loop.js'
 import type {EpochRecord, StageSpec} from '../../../src/training/stages/types.js'
 import {tempDir} from '../../helpers.js'
 import {useBackend} from './helpers.js'
@@ -51,12 +51,13 @@ const config = (extra: Partial<UpsConfig['stages']> = {}): UpsConfig =>
 async function train(dir: string, valSlope: number, fault?: FaultPlan, cfg = config()) {
   const spec = linearSpec(valSlope)
   const records: EpochRecord[] = []
+  const resumedWith: StoredEpochRecord[] = []
   try {
     const outcome = await runStage({
       spec, settings: resolveStage(cfg, 'operator'), checkpointsDir: dir, seed: 9, checkpointInterval: 1, globalStepOffset: 0,
-      clock: () => 0, logger: quiet, fault, onEpoch: async (r) => void records.push(r),
+      clock: () => 0, logger: quiet, fault, onEpoch: async (r) => void records.push(r), onResume: async (r) => void resumedWith.push(r),
     })
-    return {outcome, records, w: spec.store.get('w').dataSync()[0]}
+    return {outcome, records, resumedWith, w: spec.store.get('w').dataSync()[0]}
   } finally {
     spec.dispose()
   }
@@ -124,6 +125,20 @@ describe('stage loop', () => {
         assert.equal((await loadCheckpoint(join(dir, 'operator.ckpt'))).metadata?.kind, 'last')
         assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), [], `swap leftovers after ${point}`)
       }
+    }
+  })
+
+  it('a kill after an epoch\'s checkpoint, before onEpoch: resume hands that epoch\'s record back (onResume), as onEpoch had it', async (t) => {
+    await useBackend('cpu')
+    const cfg = config({operator: {epochs: 3, patience: 0}})
+    const ref = await train(await tempDir(t), 2, undefined, cfg)
+    for (const [epoch, point] of [[2, 'after-last'], [3, 'after-last'], [3, 'swap-last'], [3, 'after-numbered']] as const) {
+      const dir = await tempDir(t)
+      await assert.rejects(train(dir, 2, {killAt: {stage: 'operator', epoch, point}}, cfg), /Simulated kill at/)
+      const resumed = await train(dir, 2, undefined, cfg)
+      // The clock is fixed at 0, so even the epoch times match.
+      assert.deepEqual(resumed.resumedWith, [{...ref.records[epoch - 1], time_ms: 0}], `${point} of epoch ${epoch}`)
+      assert.deepEqual(resumed.records.map((r) => r.epoch), epoch === 2 ? [3] : [], 'the lost epoch is not trained again')
     }
   })
 

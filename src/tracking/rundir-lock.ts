@@ -1,0 +1,41 @@
+/**
+ * One ups process writes a run directory at a time: `ups run`, `ups resume`, `ups train` and
+ * `ups eval` hold `<run_dir>/.ups.lock` while they write into it. A second one is refused at once
+ * (RUNDIR_LOCKED, exit 1) instead of training the same epochs twice; the lock of a process that
+ * died (kill -9) is reclaimed, and the atomic-write temp files it left are removed.
+ */
+import {join} from 'node:path'
+
+import {removeStaleTempFiles} from '../util/fs.js'
+import {acquireLock, type HeldLock, type LockEnv, type LockInfo, realLockEnv} from '../util/lock.js'
+
+export const RUN_LOCK_FILE = '.ups.lock'
+
+export interface RunDirLock extends HeldLock {
+  /** Temp files of dead writers removed when the lock was taken (first acquisition only). */
+  removedTemps: string[]
+}
+
+export interface RunDirLockOptions {
+  /** Told when a dead holder's lock is taken over. */
+  onReclaim?: (previous: LockInfo | null, reason: string) => void
+  env?: Partial<LockEnv>
+}
+
+/**
+ * Takes the run directory's lock. Reentrant within a process: `ups run` holds it while its
+ * train and evaluate steps take it again.
+ */
+export async function lockRunDir(runDirPath: string, command: string, options: RunDirLockOptions = {}): Promise<RunDirLock> {
+  const lock = await acquireLock(join(runDirPath, RUN_LOCK_FILE), {
+    command, what: `run directory ${runDirPath}`, code: 'RUNDIR_LOCKED', reentrant: true, onReclaim: options.onReclaim, env: options.env,
+  })
+  let removedTemps: string[] = []
+  try {
+    if (lock.first) removedTemps = await removeStaleTempFiles(runDirPath, {...realLockEnv(), ...options.env}.isAlive)
+  } catch (error) {
+    await lock.release()
+    throw error
+  }
+  return Object.assign(lock, {removedTemps})
+}
