@@ -22,6 +22,7 @@ import {canonicalJson, sha256} from '../../util/hash.js'
 import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import type {ReplicaPool} from '../parallel/pool.js'
+import {mergeMicroBatches} from '../micro-batch.js'
 import {runMicroBatches} from '../parallel/replica.js'
 import {dataParallelStep} from '../parallel/step.js'
 import {Rng} from '../rng.js'
@@ -69,6 +70,8 @@ export interface StageRunOptions {
   validationCap?: number
   /** Data-parallel replicas (worker threads) of this stage's model; absent: the main thread alone. */
   pool?: ReplicaPool
+  /** Micro-batches merged into one pass (micro-batch.ts; default 1: batch_size rows per pass). */
+  microBatchMerge?: number
 }
 
 export interface StageOutcome {
@@ -83,6 +86,8 @@ export interface StageOutcome {
   hashes: {last: string; best: string; ema?: string}
   /** Mean ms per optimizer step over the epochs run in this process (null if none ran). */
   stepTimeMs: number | null
+  /** Training items per second of step time over those epochs (null if none ran). */
+  samplesPerSec: number | null
 }
 
 interface LoopMeta {
@@ -232,6 +237,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   const at = (e: number, file: 'best' | 'ema' | 'numbered' | 'last') => ({midSwap: () => killAt(e, `swap-${file}`)})
 
   const stepTimes: number[] = []
+  let trainMs = 0
+  let itemsTrained = 0
   try {
     while (!finished && epoch < settings.epochs) {
       const e = epoch + 1
@@ -239,7 +246,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       optimizer.lr = scheduler.lr
       const lr = optimizer.lr
       const perm = rng.permutation(spec.trainItems)
-      const groups = chunk(chunk(perm, settings.batch_size), settings.accum_steps)
+      const groups = chunk(chunk(perm, settings.batch_size), settings.accum_steps).map((g) => mergeMicroBatches(g, o.microBatchMerge ?? 1))
       let lossSum = 0
       let normSum = 0
       let items = 0
@@ -293,6 +300,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       const epochTime = (o.clock() - t0) / 1000
       const stepTimeMs = trainTime / Math.max(1, groups.length)
       stepTimes.push(stepTimeMs)
+      trainMs += trainTime
+      itemsTrained += items
       await o.onEpoch?.({
         stage, epoch, epochs: settings.epochs, globalStep: o.globalStepOffset + step, step, bestEpoch, stepTimeMs, improved, stoppedEarly,
         metrics: {
@@ -318,7 +327,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   if (!hashes.best) hashes.best = await existingHash(dir, `${stage}_best`)
   if (ema && !hashes.ema) hashes.ema = await existingHash(dir, `${stage}_ema`)
   const stepTimeMs = stepTimes.length > 0 ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : null
-  return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs}
+  const samplesPerSec = trainMs > 0 ? (itemsTrained * 1000) / trainMs : null
+  return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs, samplesPerSec}
 }
 
 /**
