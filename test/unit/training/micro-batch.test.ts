@@ -71,13 +71,13 @@ describe('the loop with a merged micro-batch', () => {
     optimizer: {name: 'adamw', lr: 0.05}, training: {batch_size: 4, accum_steps: 3, grad_clip: 1, ema_decay: null},
     stages: {operator: {epochs: 2, patience: 0}},
   } as unknown as UpsConfig
-  const train = async (dir: string, merge?: number) => {
+  const train = async (dir: string, merge?: number, clock: () => number = () => 0) => {
     const passes: number[] = []
     const s = spec(passes)
     try {
       const outcome = await runStage({
         spec: s, settings: resolveStage(cfg, 'operator'), checkpointsDir: dir, seed: 3, checkpointInterval: 0, globalStepOffset: 0,
-        clock: () => 0, logger: {info: () => undefined, warn: () => undefined}, microBatchMerge: merge,
+        clock, logger: {info: () => undefined, warn: () => undefined}, microBatchMerge: merge,
       })
       return {outcome, passes, w: s.store.get('w').dataSync()[0]}
     } finally {
@@ -97,5 +97,13 @@ describe('the loop with a merged micro-batch', () => {
     assert.deepEqual(one.outcome.hashes, plain.outcome.hashes)
     assert.ok(Math.abs(merged.w - plain.w) < 1e-5 * Math.max(1, Math.abs(plain.w)), `${merged.w} vs ${plain.w}`)
     assert.ok(plain.outcome.samplesPerSec === null, 'a frozen clock: no step time, no samples/s')
+  })
+
+  it('reports samples/s of step time: items trained / time in steps', async (t) => {
+    await useBackend('cpu')
+    let now = 0
+    // Each read moves 10 ms on: an epoch's steps then span one read, 10 ms.
+    const r = await train(await tempDir(t), 3, () => (now += 10))
+    assert.equal(r.outcome.samplesPerSec, (2 * 48 * 1000) / (2 * 10))
   })
 })
