@@ -7,7 +7,7 @@
 #
 # Env: VK_ICD_FILENAMES (use this ICD instead of searching; the local dry run passes the software
 # one with UPS_WEBGPU_ALLOW_SOFTWARE=1), GPU_CHECK_STEPS (webgpu steps, 50),
-# GPU_CHECK_WASM_STEPS (5), GPU_CHECK_BUDGET_S (per backend, 120), GPU_PACK (default .gpu-pack),
+# GPU_CHECK_WASM_STEPS (5), GPU_CHECK_BUDGET_S (per backend, 120), GPU_CHECK_BATCH (64), GPU_PACK (default .gpu-pack),
 # GPU_CHECK_PACKED_GLIBC=1 (run Node under the packed glibc even on a new enough host).
 set -uo pipefail
 
@@ -17,6 +17,7 @@ if [ -n "${OUT:-}" ]; then RESULT=$OUT/gpu.json; else RESULT=$ROOT/bench/results
 STEPS=${GPU_CHECK_STEPS:-50}
 WASM_STEPS=${GPU_CHECK_WASM_STEPS:-5}
 BUDGET=${GPU_CHECK_BUDGET_S:-120}
+BATCH=${GPU_CHECK_BATCH:-64}
 say() { echo "gpu-check: $*" >&2; }
 die() {
   say "error: $*"
@@ -116,10 +117,10 @@ if [ -n "${GPU_CHECK_PACKED_GLIBC:-}" ] || { [ -n "$glibc" ] && [ "$(printf '%s\
 fi
 echo "node $("${RUN[@]}" --version)"
 
-echo "== train: 32-dim operator, batch 64 (webgpu $STEPS steps, wasm $WASM_STEPS steps, <= ${BUDGET}s each)"
+echo "== train: 32-dim operator, batch $BATCH (webgpu $STEPS steps, wasm $WASM_STEPS steps, <= ${BUDGET}s each)"
 mkdir -p "$(dirname "$RESULT")"
 (cd "$WORK/app" && timeout $((2 * BUDGET + 150)) "${RUN[@]}" gpu-train.mjs --out "$RESULT" \
-  --steps "$STEPS" --wasm-steps "$WASM_STEPS" --budget-s "$BUDGET" >"$WORK/summary.json")
+  --steps "$STEPS" --wasm-steps "$WASM_STEPS" --budget-s "$BUDGET" --batch "$BATCH" >"$WORK/summary.json")
 rc=$?
 echo "== result ($RESULT, exit $rc)"
 if [ -f "$RESULT" ]; then
@@ -127,7 +128,7 @@ if [ -f "$RESULT" ]; then
   "${RUN[@]}" -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
     console.log("adapter:", r.adapter ? `${r.adapter.description} (vendor ${r.adapter.vendor}, ${r.adapter.architecture}${r.adapter.software ? ", SOFTWARE" : ""})` : "none")
-    for (const row of r.rows) console.log(row.ok ? `${row.backend}: ${row.msPerStep.toFixed(1)} ms/step, ${row.gflopPerSec.toFixed(1)} GFLOP/s, ${row.samplesPerSec.toFixed(0)} samples/s over ${row.stepMs.length} steps` : `${row.backend}: FAILED ${row.error}`)
+    for (const row of r.rows) console.log(row.ok ? `${row.backend}: ${row.msPerStep.toFixed(1)} ms/step, ${row.gflopPerSec.toFixed(1)} GFLOP/s, ${row.samplesPerSec.toFixed(0)} samples/s, ${row.kernelsPerStep ?? "?"} kernels/step over ${row.stepMs.length} steps` : `${row.backend}: FAILED ${row.error}`)
     console.log(`speedup vs wasm: ${r.speedupVsWasm?.toFixed(1) ?? "n/a"}x; first-loss difference webgpu vs wasm: ${r.firstLossDiff ?? "n/a"}`)
   ' "$RESULT"
 fi

@@ -7,7 +7,9 @@
  * GPU machine. Locally: node --import tsx bench/gpu-train.ts --out bench/results/gpu.json
  * Flags: --out FILE, --steps N (webgpu, default 30), --wasm-steps N (default 5), --warmup N
  * (default 2), --budget-s S (stop a backend's timed steps after S seconds, default 150),
- * --backends webgpu,wasm. A software adapter counts only with UPS_WEBGPU_ALLOW_SOFTWARE=1.
+ * --backends webgpu,wasm, --batch N (default 64). A software adapter counts only with UPS_WEBGPU_ALLOW_SOFTWARE=1.
+ * Each row records its kernels per step (tf.profile of one more step), FLOPs and batch: what
+ * src/pipeline/gpu-calibration.ts fits the dry-run's GPU step model from.
  */
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
@@ -22,7 +24,7 @@ import {trainStepAsync} from '../src/training/step.js'
 import type {WebgpuAdapterInfo} from '../src/training/webgpu.js'
 
 const CONFIG = {inputDim: 32, hiddenDim: 96, depths: [1, 1, 1], groupSize: 12, numHeads: 6, mlpRatio: 2, dropout: 0, tokens: 32}
-const BATCH = 64
+const BATCH = Number(arg('batch', '64'))
 
 export interface GpuBenchRow {
   backend: 'webgpu' | 'wasm'
@@ -35,6 +37,10 @@ export interface GpuBenchRow {
   msPerStep?: number
   samplesPerSec?: number
   gflopPerSec?: number
+  /** tf.profile kernels of one step (after the timed ones). */
+  kernelsPerStep?: number
+  flopsPerStep?: number
+  batch?: number
   firstLoss?: number
   lastLoss?: number
 }
@@ -45,6 +51,8 @@ export interface GpuBenchResult {
   config: typeof CONFIG & {batch: number}
   paramCount: number
   flopsPerStep: number
+  /** Kernels per step of the first row that counted them. */
+  kernelsPerStep: number | null
   adapter: WebgpuAdapterInfo | null
   rows: GpuBenchRow[]
   /** wasm ms/step divided by webgpu ms/step. */
@@ -108,6 +116,7 @@ async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCoun
     stepMs.push(await one())
     if ((i + 1) % 10 === 0) log(`${backend}: ${i + 1}/${steps} steps, median ${median(stepMs).toFixed(1)} ms`)
   }
+  const profile = await tf.profile(async () => void (await one()))
   tf.dispose([z0, z1])
   optimizer.dispose()
   store.dispose()
@@ -121,6 +130,9 @@ async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCoun
     msPerStep: ms,
     samplesPerSec: (BATCH * 1000) / ms,
     gflopPerSec: info.flops / ms / 1e6,
+    kernelsPerStep: profile.kernels.length,
+    flopsPerStep: info.flops,
+    batch: BATCH,
     firstLoss: losses[0],
     lastLoss: losses.at(-1),
   }
@@ -150,6 +162,7 @@ export async function benchGpu(opts: Plan): Promise<GpuBenchResult> {
     config: {...CONFIG, batch: BATCH},
     paramCount: info.paramCount,
     flopsPerStep: info.flops,
+    kernelsPerStep: rows.find((r) => r.kernelsPerStep)?.kernelsPerStep ?? null,
     adapter: info.adapter,
     rows,
     speedupVsWasm: gpu?.msPerStep && wasm?.msPerStep ? wasm.msPerStep / gpu.msPerStep : null,

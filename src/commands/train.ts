@@ -83,7 +83,7 @@ export function renderTrain(r: TrainResult): string {
   const lines = [`Run ${r.run_id} (${r.run_dir}), backend ${r.backend.name}${adapter}, ${r.seconds.toFixed(1)}s`]
   for (const s of r.stages) {
     const best = s.best_val === null ? '-' : s.best_val.toPrecision(4)
-    const time = s.step_time_ms === null ? '' : `, ${s.step_time_ms.toFixed(1)} ms/step`
+    const time = (s.step_time_ms === null ? '' : `, ${s.step_time_ms.toFixed(1)} ms/step`) + (s.samples_per_sec ? `, ${s.samples_per_sec.toFixed(0)} samples/s` : '')
     lines.push(`  ${s.stage.padEnd(20)} ${s.status.padEnd(12)} epochs ${s.epochs}, best val ${best}${s.stopped_early ? ' (early stop)' : ''}${time}`)
   }
   if (r.latent_cache) lines.push(`  latent cache ${r.latent_cache.dir}: ${r.latent_cache.reused.length} reused, ${r.latent_cache.rebuilt.length} built`)

@@ -150,6 +150,10 @@ export const trainingSchema = z.object({
     z.union([z.literal('auto'), posInt]),
     'Data-parallel replicas of a training step (main thread + worker threads, each with its own backend); each takes whole micro-batches, so at most accum_steps are used. auto: min(CPU cores, accum_steps) on wasm/cpu, 1 on GPU backends; 1: no worker threads.',
   ).optional(),
+  micro_batch: d(
+    z.union([z.literal('auto'), posInt]),
+    'Rows computed in one forward/backward pass. An optimizer step still averages batch_size x accum_steps items; this only sets how they are split into passes (the same result up to float rounding). auto: batch_size on CPU backends (wasm, cpu, tensorflow: unchanged); on GPU backends (webgpu, tensorflow-gpu) the whole step, batch_size x accum_steps, in one pass: a GPU step costs about the same whatever its rows, so fewer, larger passes train faster. N: whole micro-batches of batch_size per pass, floor(N / batch_size), between 1 and accum_steps. To give a GPU more work per step, raise batch_size or accum_steps.',
+  ).optional(),
   num_workers: compat('data loading is streamed.').optional(),
   pin_memory: compat('no effect here.').optional(),
   prefetch_factor: compat('no effect here.').optional(),

@@ -1,15 +1,14 @@
 /**
  * The arithmetic of a run estimate, pure and documented.
  *
- * Step time on the target GPU (scaling a measured local step):
- *   achieved   = flopsPerStep / localStepSeconds                      (local FLOP/s)
- *   gpuStep    = localStepSeconds x achieved / (gpu.fp32Tflops x 1e12 x GPU_EFFICIENCY)
- *                + GPU_STEP_OVERHEAD_S
- * i.e. the step's FLOPs at GPU_EFFICIENCY of the GPU's dense FP32 peak, plus a fixed per-step
- * cost. GPU_EFFICIENCY = 0.15: models this small (tens of thousands to a few million parameters,
- * batches of 8-64) keep a GPU far from peak; 10-20% is what small transformers reach in PyTorch
- * eager mode. GPU_STEP_OVERHEAD_S = 4 ms: a step launches several hundred small kernels (forward,
- * backward, optimizer) at ~5-10 us each through tfjs-node-gpu, plus the loss read-back.
+ * Step time on a GPU target (gpu-calibration.ts):
+ *   gpuStep = kernelsPerStep x perKernelMs + flopsPerStep / achieved FLOP/s
+ * with kernelsPerStep counted for the stage (tf.profile of one step with the GPU formulation and
+ * the GPU micro-batch policy, measure.ts) and the two constants fitted from recorded GPU bench
+ * results for the backend assumed on the target (calibrated, extrapolated from another GPU, or
+ * unmeasured with a named stand-in). A validation (forward) batch is its own kernel count and a
+ * third of a micro-batch step's FLOPs through the same model. The local step time plays no part:
+ * a GPU step is dispatch-bound, not a faster CPU step.
  * On the local backend (`--gpu local`) the measured step time is used as is. Without a
  * measurement (`--static`) the local throughput is taken as ASSUMED_LOCAL_GFLOPS.
  *
@@ -39,10 +38,9 @@
  *                         the rendered plots.
  */
 import type {StageName} from '../config/index.js'
+import {modelStepMs, type StepModel} from './gpu-calibration.js'
 import type {GpuInfo} from './gpus.js'
 
-export const GPU_EFFICIENCY = 0.15
-export const GPU_STEP_OVERHEAD_S = 0.004
 export const ASSUMED_LOCAL_GFLOPS = 5
 export const STAGE_OVERHEAD_S = 0.1
 export const EPOCH_OVERHEAD_S = 0.02
@@ -78,6 +76,10 @@ export interface StageInput {
   localValBatchMs?: number | null
   /** Measured warm-up cost beyond the settled step time (ms), paid once (local backend only). */
   warmupExtraMs?: number | null
+  /** Kernels of one optimizer step as the GPU target runs it (needed for a GPU target). */
+  kernelsPerStep?: number | null
+  /** Kernels of one validation (forward) batch. */
+  forwardKernels?: number | null
 }
 
 export interface StageEstimate {
@@ -90,6 +92,10 @@ export interface StageEstimate {
   validationBatches: number
   /** One validation (forward) batch on the target. */
   targetValBatchMs: number
+  /** Kernels per optimizer step the GPU estimate used (null: local target). */
+  kernelsPerStep: number | null
+  /** Training items per second of step time on the target. */
+  samplesPerSec: number
   warmupSeconds: number
   seconds: number
 }
@@ -100,16 +106,28 @@ export interface Target {
   gpu: GpuInfo | null
   pricePerHour: number
   priceSource: string
+  /** The calibrated step model for a GPU target (absent: local). */
+  model?: StepModel
 }
 
 export function itemsPerEpoch(stage: StageName, shape: DataShape, samples = shape.trainSamples): number {
   return stage === 'autoencoder' ? samples * shape.frames : samples * Math.max(1, shape.frames - 1)
 }
 
-export function targetStepSeconds(flopsPerStep: number, localStepS: number, target: Target): number {
+/** One optimizer step on the target, in seconds: the measured local step, or the GPU model. */
+export function targetStepSeconds(input: Pick<StageInput, 'flopsPerStep' | 'kernelsPerStep' | 'stage'>, localStepS: number, target: Target): number {
   if (!target.gpu) return localStepS
-  const achieved = flopsPerStep / localStepS
-  return (localStepS * achieved) / (target.gpu.fp32Tflops * 1e12 * GPU_EFFICIENCY) + GPU_STEP_OVERHEAD_S
+  return modelStepMs(gpuKernels(input.kernelsPerStep, input.stage, target), input.flopsPerStep, gpuModel(target)) / 1000
+}
+
+function gpuModel(target: Target): StepModel {
+  if (!target.model) throw new Error(`no step model for ${target.name}: resolve the target with its backend`)
+  return target.model
+}
+
+function gpuKernels(kernels: number | null | undefined, stage: string, target: Target): number {
+  if (!kernels) throw new Error(`no kernel count for ${stage}: the GPU estimate for ${target.name} needs one`)
+  return kernels
 }
 
 /** Optimizer steps per epoch, counted as the loop does: batches of `batch`, grouped by `accum`. */
@@ -122,15 +140,18 @@ export function estimateStage(input: StageInput, shape: DataShape, target: Targe
   const valItems = shape.valSamples > 0 ? Math.min(VALIDATION_CAP, itemsPerEpoch(input.stage, shape, shape.valSamples)) : 0
   const validationBatches = Math.ceil(valItems / Math.max(1, input.batchSize))
   const localStepMs = input.localStepMs ?? input.flopsPerStep / (ASSUMED_LOCAL_GFLOPS * 1e6)
-  const step = targetStepSeconds(input.flopsPerStep, localStepMs / 1000, target)
+  const step = targetStepSeconds(input, localStepMs / 1000, target)
   const localValMs = input.localValBatchMs ?? localStepMs * FORWARD_FRACTION
-  // A validation batch scales to the target like a step, by its share of the step's time.
-  const valBatch = target.gpu ? step * Math.min(1, localValMs / localStepMs) : localValMs / 1000
+  // A GPU validation batch: its own kernels, a third of one micro-batch's FLOPs (forward only).
+  const valBatch = target.gpu
+    ? modelStepMs(gpuKernels(input.forwardKernels, input.stage, target), (input.flopsPerStep / Math.max(1, input.accumSteps)) * FORWARD_FRACTION, gpuModel(target)) / 1000
+    : localValMs / 1000
   const warmupSeconds = target.gpu ? 0 : (input.warmupExtraMs ?? 0) / 1000
   const seconds = input.epochs * (stepsPerEpoch * step + validationBatches * valBatch + EPOCH_OVERHEAD_S) + warmupSeconds + STAGE_OVERHEAD_S
+  const items = input.batchSize * input.accumSteps
   return {
-    stage: input.stage, epochs: input.epochs, stepsPerEpoch, batchSize: input.batchSize * input.accumSteps, localStepMs, targetStepMs: step * 1000,
-    validationBatches, targetValBatchMs: valBatch * 1000, warmupSeconds, seconds,
+    stage: input.stage, epochs: input.epochs, stepsPerEpoch, batchSize: items, localStepMs, targetStepMs: step * 1000,
+    validationBatches, targetValBatchMs: valBatch * 1000, kernelsPerStep: target.gpu ? (input.kernelsPerStep ?? null) : null, samplesPerSec: items / step, warmupSeconds, seconds,
   }
 }
 
@@ -152,8 +173,9 @@ export function formatHours(seconds: number): string {
   return h >= 0.1 ? h.toFixed(2) : h.toFixed(3)
 }
 
-/** `Estimated: 0.42 h, $0.80 on A100 ($1.89/hr)` */
+/** `Estimated: 0.42 h, $0.80 on A100 ($1.89/hr), webgpu calibrated` */
 export function estimateLine(e: {totalSeconds: number; costUsd: number; target: Target}): string {
   if (!e.target.gpu) return `Estimated: ${formatHours(e.totalSeconds)} h (${Math.round(e.totalSeconds)} s) on this machine (local backend, no cost)`
-  return `Estimated: ${formatHours(e.totalSeconds)} h, $${e.costUsd.toFixed(2)} on ${e.target.name} ($${e.target.pricePerHour.toFixed(2)}/hr)`
+  const m = e.target.model
+  return `Estimated: ${formatHours(e.totalSeconds)} h, $${e.costUsd.toFixed(2)} on ${e.target.name} ($${e.target.pricePerHour.toFixed(2)}/hr)${m ? `, ${m.backend} ${m.status}` : ''}`
 }

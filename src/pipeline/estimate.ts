@@ -12,10 +12,12 @@ import {findOffers} from '../vast/offers.js'
 import type {Provider} from '../vast/provider.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {writeJsonAtomic} from '../util/fs.js'
+import {DEFAULT_IMAGE} from '../vast/launch.js'
 import {
-  ASSUMED_LOCAL_GFLOPS, type DataShape, estimateEvaluation, estimateLatentCache, estimateLine, estimateStage, GPU_EFFICIENCY, GPU_STEP_OVERHEAD_S,
+  ASSUMED_LOCAL_GFLOPS, type DataShape, estimateEvaluation, estimateLatentCache, estimateLine, estimateStage,
   RUN_OVERHEAD_S, type StageEstimate, type Target,
 } from './estimate-math.js'
+import {type CalibrationStatus, type GpuBackend, stepModelFor, targetBackendOf} from './gpu-calibration.js'
 import {findGpu, GPU_NAMES} from './gpus.js'
 import type {MeasureResult, ModelReport, StageMeasurement} from './measure.js'
 import {dataRootOf, type DataCheckOutcome, type EstimateStepOptions, type PipelineSteps, type ValidateOutcome} from './steps.js'
@@ -27,7 +29,9 @@ export interface RunEstimate {
   target: Target
   method: 'measured' | 'static'
   backend: string
-  scaling: {gpuEfficiency: number; stepOverheadS: number; assumedLocalGflops: number | null}
+  /** How a GPU step is estimated (null for the local target): the backend assumed there and the calibration used. */
+  gpuModel: GpuModelReport | null
+  assumedLocalGflops: number | null
   data: DataShape
   models: ModelReport[]
   measurements: StageMeasurement[]
@@ -40,6 +44,19 @@ export interface RunEstimate {
   costUsd: number
   line: string
   notes: string[]
+}
+
+export interface GpuModelReport {
+  /** The backend `ups run` is assumed to pick on the target, and why. */
+  backend: GpuBackend
+  backendReason: string
+  status: CalibrationStatus
+  perKernelMs: number
+  achievedTflops: number
+  /** The calibration entry used: its GPU, backend, fit, and the bench file + date it came from. */
+  calibration: {gpu: string; backend: GpuBackend; fit: string; source: {file: string; date: string}}
+  /** One line: what was measured, where, and what was assumed. */
+  basis: string
 }
 
 export interface EstimateDeps {
@@ -116,13 +133,15 @@ async function shapeFromFiles(config: UpsConfig, cwd: string, stride: number): P
 
 // ---------------------------------------------------------------- target and price
 
-export async function resolveTarget(name: string, live: boolean, provider?: () => Provider): Promise<Target> {
+export async function resolveTarget(name: string, live: boolean, provider?: () => Provider, backend: GpuBackend = 'webgpu'): Promise<Target> {
   if (name.toLowerCase() === 'local') return {name: 'local', gpu: null, pricePerHour: 0, priceSource: 'local machine'}
   const gpu = findGpu(name)
   if (!gpu) {
     throw new UserError(`Unknown GPU "${name}".`, {code: 'PIPELINE_UNKNOWN_GPU', hint: `Use one of: ${GPU_NAMES.join(', ')}, or local.`, exitCode: ExitCode.USAGE})
   }
-  if (!live) return {name: gpu.name, gpu, pricePerHour: gpu.pricePerHour, priceSource: `table (${gpu.priceDate})`}
+  const model = stepModelFor(gpu, backend)
+  if (!model) throw new UserError(`No GPU calibration at all: cannot estimate a step on ${gpu.name}.`, {code: 'PIPELINE_NO_CALIBRATION', hint: 'Record a GPU bench run (bench/gpu-check.sh) and fit it (src/pipeline/gpu-calibration.ts), or use --gpu local.', exitCode: ExitCode.CHECK_FAILED})
+  if (!live) return {name: gpu.name, gpu, pricePerHour: gpu.pricePerHour, priceSource: `table (${gpu.priceDate})`, model}
   if (!provider) throw new UserError('--live-prices needs the vastai CLI.', {code: 'PIPELINE_NO_PROVIDER', exitCode: ExitCode.USAGE})
   const p = provider()
   let best: {price: number; id: number; gpuName: string} | undefined
@@ -136,10 +155,16 @@ export async function resolveTarget(name: string, live: boolean, provider?: () =
       code: 'VAST_NO_OFFERS', hint: `Drop --live-prices to use the table price ($${gpu.pricePerHour}/hr, ${gpu.priceDate}), or try another --gpu.`, exitCode: ExitCode.CHECK_FAILED,
     })
   }
-  return {name: gpu.name, gpu, pricePerHour: best.price, priceSource: `live: cheapest offer #${best.id} (${best.gpuName})`}
+  return {name: gpu.name, gpu, pricePerHour: best.price, priceSource: `live: cheapest offer #${best.id} (${best.gpuName})`, model}
 }
 
 // ---------------------------------------------------------------- the estimate
+
+/** The backend assumed on the GPU target: --target-backend, else what the launch image gets. */
+export function targetBackendAssumption(config: UpsConfig, options: Pick<EstimateStepOptions, 'targetBackend' | 'image'>): {backend: GpuBackend; reason: string} {
+  if (options.targetBackend) return {backend: options.targetBackend, reason: `--target-backend ${options.targetBackend}`}
+  return targetBackendOf(options.image ?? config.vast?.image ?? DEFAULT_IMAGE)
+}
 
 export interface EstimateRunOptions extends EstimateStepOptions {
   /** Data sizes (default: read the files, else the config). */
@@ -150,13 +175,17 @@ export interface EstimateRunOptions extends EstimateStepOptions {
 
 export async function estimateRun(config: UpsConfig, options: EstimateRunOptions, deps: EstimateDeps): Promise<RunEstimate> {
   const notes: string[] = []
-  const target = await resolveTarget(options.gpu ?? config.vast?.gpu ?? 'A100', options.livePrices ?? false, deps.provider)
+  const assumed = targetBackendAssumption(config, options)
+  const target = await resolveTarget(options.gpu ?? config.vast?.gpu ?? 'A100', options.livePrices ?? false, deps.provider, assumed.backend)
   const shape = options.shape ?? (await dataShapeOf(config, deps.cwd, notes))
   const isStatic = options.static ?? false
   let measured = options.measured
-  if (!measured) {
+  // A GPU estimate counts the kernels of each stage's step as that backend runs it.
+  const countKernelsFor = target.gpu ? assumed.backend : undefined
+  if (!measured || (countKernelsFor && measured.models.some((m) => !m.kernelsPerStep))) {
     const {measureModels} = await import('./measure.js')
-    measured = await measureModels(config, shape, {measure: !isStatic, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, onProgress: deps.onProgress})
+    const counted = await measureModels(config, shape, {measure: !isStatic && !measured, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, onProgress: deps.onProgress, countKernelsFor})
+    measured = measured ? {...measured, models: counted.models} : counted
   }
   const stages = measured.models.map((m) => {
     const s = resolveStage(config, m.stage)
@@ -164,6 +193,7 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
     return estimateStage({
       stage: m.stage, epochs: s.epochs, batchSize: s.batch_size, accumSteps: s.accum_steps, flopsPerStep: meas?.flopsPerStep ?? m.flopsPerStep * s.accum_steps,
       localStepMs: meas?.measuredMs ?? null, localValBatchMs: meas?.valBatchMs ?? null, warmupExtraMs: meas?.warmupExtraMs ?? null,
+      kernelsPerStep: m.kernelsPerStep ?? null, forwardKernels: m.forwardKernels ?? null,
     }, shape, target)
   })
   const op = stages.find((s) => s.stage === 'operator')
@@ -178,7 +208,15 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
   const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0) + latentCacheSeconds + evalSeconds + RUN_OVERHEAD_S
   const hours = totalSeconds / 3600
   const costUsd = Math.round(hours * target.pricePerHour * 100) / 100
-  if (isStatic) notes.push(`static: no step was timed; ${target.gpu ? 'GPU step = FLOPs at the table throughput' : `local throughput assumed ${ASSUMED_LOCAL_GFLOPS} GFLOP/s`}`)
+  if (isStatic) notes.push(`static: no step was timed; ${target.gpu ? 'the GPU step comes from the counted kernels and the calibration alone' : `local throughput assumed ${ASSUMED_LOCAL_GFLOPS} GFLOP/s`}`)
+  const model = target.model
+  const gpuModel: GpuModelReport | null = target.gpu && model
+    ? {
+        backend: model.backend, backendReason: assumed.reason, status: model.status, perKernelMs: model.perKernelMs, achievedTflops: model.achievedTflops,
+        calibration: {gpu: model.from.gpu, backend: model.from.backend, fit: model.from.fit, source: model.from.source}, basis: model.basis,
+      }
+    : null
+  if (gpuModel) notes.push(`GPU step model: ${gpuModel.basis}`)
   for (const m of measured.models) {
     if (target.gpu && m.memoryBytes > target.gpu.memoryGb * 1e9) notes.push(`${m.stage} needs ~${(m.memoryBytes / 1e9).toFixed(1)} GB, more than the ${target.gpu.name}'s ${target.gpu.memoryGb} GB`)
   }
@@ -187,7 +225,8 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
     target,
     method: isStatic ? 'static' : 'measured',
     backend: measured.backend,
-    scaling: {gpuEfficiency: GPU_EFFICIENCY, stepOverheadS: GPU_STEP_OVERHEAD_S, assumedLocalGflops: isStatic ? ASSUMED_LOCAL_GFLOPS : null},
+    gpuModel,
+    assumedLocalGflops: isStatic ? ASSUMED_LOCAL_GFLOPS : null,
     data: shape,
     models: measured.models,
     measurements: measured.stages,
@@ -265,11 +304,17 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     const built = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride})
     done('build models', 'ok', built.models.map((m) => `${m.stage} ${m.params.toLocaleString('en-US')} params, ${(m.memoryBytes / 1e6).toFixed(1)} MB`).join('; '))
     current = 'measure steps'
+    const gpuTarget = (options.gpu ?? config.vast?.gpu ?? 'A100').toLowerCase() !== 'local'
+    const countKernelsFor = gpuTarget ? targetBackendAssumption(config, options).backend : undefined
+    const kernels = (r: MeasureResult) => (countKernelsFor ? `; kernels/step on ${countKernelsFor}: ` + r.models.map((m) => `${m.stage} ${m.kernelsPerStep}`).join(', ') : '')
     let measured: MeasureResult = built
-    if (options.static) done('measure steps', 'skipped', '--static')
-    else {
-      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride})
-      done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map((s) => `${s.stage} ${s.measuredMs.toFixed(1)} ms/step`).join(', '))
+    if (options.static) {
+      if (countKernelsFor) measured = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, countKernelsFor})
+      done('measure steps', 'skipped', `--static: no step timed${kernels(measured)}`)
+    } else {
+      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, countKernelsFor})
+      const rate = (s: MeasureResult['stages'][number]) => `${s.stage} ${s.measuredMs.toFixed(1)} ms/step (${((s.batchSize * 1000) / s.measuredMs).toFixed(0)} samples/s)`
+      done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map(rate).join(', ') + kernels(measured))
     }
     current = 'estimate'
     const estimate = await estimateRun(config, {...options, shape, measured}, deps)
@@ -300,12 +345,18 @@ export function renderDryRun(r: DryRunResult, estimateOnly = false): string {
     for (const s of r.steps) lines.push(`  ${s.status === 'ok' ? '✓' : '-'} ${s.step}: ${s.detail}`)
     lines.push('', 'Models')
     for (const m of e.models) lines.push(`  ${m.stage.padEnd(20)} ${m.kind.padEnd(20)} ${m.params.toLocaleString('en-US').padStart(12)} params  ${(m.memoryBytes / 1e6).toFixed(1).padStart(8)} MB (batch ${m.batchSize})`)
-    lines.push('', `Stages on ${e.target.name} (${e.method}; local backend ${e.backend})`)
-    for (const s of e.stages) lines.push(`  ${s.stage.padEnd(20)} ${String(s.epochs).padStart(4)} epochs x ${String(s.stepsPerEpoch).padStart(6)} steps x ${s.targetStepMs.toFixed(1).padStart(8)} ms = ${(s.seconds / 60).toFixed(1)} min`)
+    const g = e.gpuModel
+    lines.push('', `Stages on ${e.target.name} (${e.method}; local backend ${e.backend}${g ? `; assumed there: ${g.backend}, ${g.status}` : ''})`)
+    for (const s of e.stages) {
+      const k = s.kernelsPerStep ? `, ${s.kernelsPerStep} kernels` : ''
+      lines.push(`  ${s.stage.padEnd(20)} ${String(s.epochs).padStart(4)} epochs x ${String(s.stepsPerEpoch).padStart(6)} steps x ${s.targetStepMs.toFixed(1).padStart(8)} ms (${s.samplesPerSec.toFixed(0)} samples/s${k}) = ${(s.seconds / 60).toFixed(1)} min`)
+    }
     lines.push(`  evaluation (${e.evaluation.passes} pass(es))  ${(e.evaluation.seconds / 60).toFixed(1)} min`)
     for (const n of e.notes) lines.push(`  note: ${n}`)
     lines.push('')
   }
-  lines.push(e.line, `Price: ${e.target.priceSource}. Written to ${r.estimatePath}`)
+  lines.push(e.line)
+  if (e.gpuModel) lines.push(`Target backend: ${e.gpuModel.backend} (${e.gpuModel.backendReason}). Step model: ${e.gpuModel.basis}.`)
+  lines.push(`Price: ${e.target.priceSource}. Written to ${r.estimatePath}`)
   return lines.join('\n')
 }

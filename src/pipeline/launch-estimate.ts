@@ -3,7 +3,7 @@
  * reduced to hours, dollars and the price it assumed, for the GPU launch will rent.
  */
 import type {UpsConfig} from '../config/index.js'
-import {type EstimateDeps, estimateRun} from './estimate.js'
+import {type EstimateDeps, estimateRun, type RunEstimate} from './estimate.js'
 
 export interface LaunchEstimate {
   hours: number
@@ -13,20 +13,23 @@ export interface LaunchEstimate {
   source?: string
 }
 
-/** The estimator launch depends on: the config, and the GPU name it will rent. */
-export type EstimateFn = (config: UpsConfig, gpu: string) => Promise<LaunchEstimate>
+/** The estimator launch depends on: the config, the GPU name it will rent, and the image (it decides the backend there). */
+export type EstimateFn = (config: UpsConfig, gpu: string, target?: {image?: string}) => Promise<LaunchEstimate>
 
 /** `static: true` uses the throughput table alone (no timed steps): fast, less exact. */
 export function dryRunEstimateFn(deps: EstimateDeps, options: {static?: boolean} = {}): EstimateFn {
-  return async (config, gpu) => {
-    const estimate = await estimateRun(config, {gpu, static: options.static ?? false}, deps)
-    const gpus = config.vast?.num_gpus ?? 1
-    return {
-      hours: estimate.hours,
-      usd: Math.round(estimate.costUsd * gpus * 100) / 100,
-      pricePerHour: estimate.target.pricePerHour * gpus,
-      source: `dry-run estimate (${estimate.method}, ${estimate.target.priceSource})`,
-    }
+  return async (config, gpu, target) => launchEstimateOf(await estimateRun(config, {gpu, static: options.static ?? false, image: target?.image}, deps), config)
+}
+
+/** The one figure launch's budget guard checks and its record keeps (the watchdog's "cost > factor x estimate" reads it back). */
+export function launchEstimateOf(estimate: RunEstimate, config: UpsConfig): LaunchEstimate {
+  const gpus = config.vast?.num_gpus ?? 1
+  const model = estimate.gpuModel ? `, ${estimate.gpuModel.backend} ${estimate.gpuModel.status}` : ''
+  return {
+    hours: estimate.hours,
+    usd: Math.round(estimate.costUsd * gpus * 100) / 100,
+    pricePerHour: estimate.target.pricePerHour * gpus,
+    source: `dry-run estimate (${estimate.method}${model}, ${estimate.target.priceSource})`,
   }
 }
 

@@ -27,6 +27,8 @@ import {operatorStage} from '../training/stages/operator.js'
 import {steadyPriorStage} from '../training/stages/steady-prior.js'
 import type {StageSpec} from '../training/stages/types.js'
 import {Ema} from '../training/step.js'
+import {setFusedKernels} from '../training/fused.js'
+import {mergeMicroBatches, resolveMicroBatch} from '../training/micro-batch.js'
 import {type DataShape, itemsPerEpoch, stepsPerEpochOf} from './estimate-math.js'
 import {enabledStagesOf} from './stages.js'
 /** At least this many steps run before timing starts (the first ones compile kernels). */
@@ -65,6 +67,12 @@ export interface ModelReport {
   /** Approximate FLOPs of one optimizer step (matMuls: forward x 3 for forward + backward). */
   flopsPerStep: number
   batchSize: number
+  /** tf.profile kernels of one optimizer step as a GPU target runs it (null: not counted). */
+  kernelsPerStep?: number | null
+  /** tf.profile kernels of one validation (forward) batch. */
+  forwardKernels?: number | null
+  /** Rows per pass and passes per step under the GPU target's micro-batch policy. */
+  microBatch?: {rows: number; passes: number; backend: string} | null
 }
 
 export interface StageMeasurement {
@@ -106,6 +114,8 @@ export interface MeasureOptions {
   cpus?: number
   /** UPS_TRAIN_WORKERS, when the caller honours it for training too. */
   workersOverride?: string
+  /** Count kernels per step as this GPU backend would run the stage (its micro-batch policy, tfjs-op kernels). */
+  countKernelsFor?: string
   /** Monotonic milliseconds (performance.now). */
   now: () => number
   onProgress?: (line: string) => void
@@ -228,7 +238,7 @@ export function stepTimeSettled(ms: number[], window: number, tolerance: number)
 }
 
 export async function measureModels(config: UpsConfig, shape: DataShape, options: MeasureOptions): Promise<MeasureResult> {
-  const backend = await resolveBackend(options.measure ? (options.backend ?? 'auto') : 'cpu')
+  const backend = await resolveBackend(options.measure || options.countKernelsFor ? (options.backend ?? 'auto') : 'cpu')
   const rng = new Rng(config.seed ?? 0)
   const models: ModelReport[] = []
   const stages: StageMeasurement[] = []
@@ -239,8 +249,9 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
     try {
       const s = resolveStage(config, stage)
       const stateFloats = m.report.params * (3 + (s.optimizer.name === 'sgd' ? 0 : 1) + (s.ema_decay ? 1 : 0))
-      models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes})
-      options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters`)
+      const counted = options.countKernelsFor ? await countKernels(m, s, options.countKernelsFor, config) : {}
+      models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes, ...counted})
+      options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters${counted.kernelsPerStep ? `, ${counted.kernelsPerStep} kernels/step on ${options.countKernelsFor}` : ''}`)
       if (!options.measure) continue
       // Time the step training would run: in parallel when training.workers gives > 1 replica.
       const choice = resolveWorkers({setting: config.training?.workers, backend: backend.name, accumSteps: s.accum_steps, cpus: options.cpus ?? availableParallelism(), envOverride: options.workersOverride})
@@ -258,6 +269,33 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
     }
   }
   return {backend: backend.name, models, stages}
+}
+
+/**
+ * Kernels of one optimizer step and one validation batch as `gpuBackend` runs the stage: its
+ * micro-batch policy, and the tfjs-op formulation (GPU backends never take the fused JS kernels).
+ * The count does not depend on the backend that runs it here, so the local one serves.
+ */
+async function countKernels(m: StageModel, s: ReturnType<typeof resolveStage>, gpuBackend: string, config: UpsConfig): Promise<Pick<ModelReport, 'kernelsPerStep' | 'forwardKernels' | 'microBatch'>> {
+  const micro = resolveMicroBatch({setting: config.training?.micro_batch, backend: gpuBackend, batchSize: s.batch_size, accumSteps: s.accum_steps})
+  const batch = Array.from({length: s.batch_size}, (_, i) => i % Math.max(1, m.spec.trainItems))
+  const group = mergeMicroBatches(Array.from({length: s.accum_steps}, () => batch), micro.merge)
+  const optimizer = new Optimizer(m.spec.store, optimizerConfig(s))
+  const ema = s.ema_decay !== null && s.ema_decay > 0 ? new Ema(m.spec.store, s.ema_decay) : undefined
+  const previous = setFusedKernels('off')
+  try {
+    const rng = new Rng(4321)
+    const step = async (i: number) => void (await optimizerStep(m.spec, group, rng, {optimizer, clipNorm: s.grad_clip, ema, context: {stage: m.report.stage, epoch: 0, step: i}}, false))
+    await step(1) // the first step also creates the optimizer's slots
+    // tf.profile returns the engine's one profile object, refilled by the next call: read each count at once.
+    const kernelsPerStep = (await tf.profile(() => step(2))).kernels.length
+    const forwardKernels = (await tf.profile(async () => void (await m.spec.valLoss(batch, new Rng(1))))).kernels.length
+    return {kernelsPerStep, forwardKernels, microBatch: {rows: micro.rows, passes: micro.passes, backend: gpuBackend}}
+  } finally {
+    setFusedKernels(previous)
+    optimizer.dispose()
+    ema?.dispose()
+  }
 }
 
 async function timeStage(m: StageModel, s: ReturnType<typeof resolveStage>, trainSteps: number, options: MeasureOptions, pool?: ReplicaPool): Promise<StageMeasurement> {

@@ -4,6 +4,7 @@
  * validate, data check and estimate live here; train and evaluate load the training module's
  * `train.js` / `evaluate.js` at run time and fail with a UserError when they are not there.
  */
+import type {GpuBackend} from './gpu-calibration.js'
 import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
@@ -48,6 +49,10 @@ export interface EstimateStepOptions {
   livePrices?: boolean
   /** Evaluation passes to include (small + full = 2). */
   evalPasses?: number
+  /** The backend assumed on the GPU target (default: the one the launch image gets, gpu-calibration.ts). */
+  targetBackend?: GpuBackend
+  /** The launch image (default: vast.image, else launch's default), which decides the target backend. */
+  image?: string
 }
 
 export interface TrainStepOptions {

@@ -19,6 +19,7 @@ import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
 import {loadTrainingData, type TrainingData} from './data.js'
+import {resolveMicroBatch} from './micro-batch.js'
 import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
@@ -64,6 +65,8 @@ export interface StageReport {
   best_epoch: number | null
   stopped_early: boolean
   step_time_ms: number | null
+  /** Training items per second of step time in this process (null: no epoch ran here). */
+  samples_per_sec: number | null
   resumed_from: string | null
   checkpoints: StageState['checkpoints']
 }
@@ -175,7 +178,7 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
       const prior = state.stages[stage]
       const report = (status: StageReport['status'], s?: StageState, o?: StageOutcome): StageReport => ({
         stage, status, epochs: s?.epochs ?? 0, steps: s?.steps ?? 0, best_val: s?.best_val ?? null, best_epoch: s?.best_epoch ?? null,
-        stopped_early: s?.stopped_early ?? false, step_time_ms: o?.stepTimeMs ?? s?.step_time_ms ?? null, resumed_from: o?.resumedFrom ?? null, checkpoints: s?.checkpoints ?? {},
+        stopped_early: s?.stopped_early ?? false, step_time_ms: o?.stepTimeMs ?? s?.step_time_ms ?? null, samples_per_sec: o?.samplesPerSec ?? null, resumed_from: o?.resumedFrom ?? null, checkpoints: s?.checkpoints ?? {},
       })
       if (!selected(stage)) {
         reports.push(report('not_selected', prior))
@@ -223,8 +226,10 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
         dataParallel[stage] = {replicas: choice.replicas, reason: choice.reason}
         await updateMetadata(runDir, {data_parallel: {backend: backend.name, stages: {...dataParallel}}})
         pool = await startStageReplicas(stage, choice.replicas, {backend: backend.name, store: spec.store, recipe: () => trainReplicaRecipe(stage, inputs)})
+        const micro = resolveMicroBatch({setting: config.training?.micro_batch, backend: backend.name, batchSize: settings.batch_size, accumSteps: settings.accum_steps})
+        logger.info({stage, micro_batch: micro.rows, passes: micro.passes, reason: micro.reason}, `Stage ${stage}: ${micro.passes} pass(es) of ${micro.rows} rows per step (${micro.reason})`)
         outcome = await runStage({
-          pool,
+          pool, microBatchMerge: micro.merge,
           spec, settings, checkpointsDir: ckptDir, seed: deriveSeed(seed, `${stage}/train`),
           checkpointInterval: config.training?.checkpoint_interval ?? 0, globalStepOffset: stepOffset,
           clock: deps.clock, logger, onProgress: deps.onProgress, fault,

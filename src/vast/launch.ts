@@ -145,7 +145,7 @@ export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<
 
   // preflight: estimate and budget before anything is searched or rented
   const gpu = options.gpu ?? options.filters?.gpu ?? vast.gpu ?? 'A100'
-  const est = await deps.estimate(config, gpu)
+  const est = await deps.estimate(config, gpu, {image: options.image ?? vast.image ?? DEFAULT_IMAGE})
   const estimate: LaunchEstimate = {hours: est.hours, usd: est.usd, pricePerHour: est.pricePerHour, source: est.source ?? 'estimate'}
   const budget = options.budgetUsd ?? vast.budget_usd ?? null
   stage('preflight', `${estimate.source}: ${estimate.hours.toFixed(2)} h x ${usd(estimate.pricePerHour)}/h = ${usd(estimate.usd)}${budget === null ? '' : ` (budget ${usd(budget)})`}`)

@@ -22,6 +22,7 @@ import {canonicalJson, sha256} from '../../util/hash.js'
 import {type CheckpointPayload, latestValidCheckpoint, type LoadedCheckpoint, loadCheckpoint, type NamedArray, numberedCheckpointPath, removeSwapLeftovers, saveCheckpoint, saveNumberedCheckpoint, type SkippedCheckpoint} from '../checkpoint.js'
 import {Optimizer, type OptimizerConfig, type OptimizerState} from '../optim.js'
 import type {ReplicaPool} from '../parallel/pool.js'
+import {mergeMicroBatches} from '../micro-batch.js'
 import {runMicroBatches} from '../parallel/replica.js'
 import {dataParallelStep} from '../parallel/step.js'
 import {Rng} from '../rng.js'
@@ -74,6 +75,8 @@ export interface StageRunOptions {
   validationCap?: number
   /** Data-parallel replicas (worker threads) of this stage's model; absent: the main thread alone. */
   pool?: ReplicaPool
+  /** Micro-batches merged into one pass (micro-batch.ts; default 1: batch_size rows per pass). */
+  microBatchMerge?: number
 }
 
 export interface StageOutcome {
@@ -88,6 +91,8 @@ export interface StageOutcome {
   hashes: {last: string; best: string; ema?: string}
   /** Mean ms per optimizer step over the epochs run in this process (null if none ran). */
   stepTimeMs: number | null
+  /** Training items per second of step time over those epochs (null if none ran). */
+  samplesPerSec: number | null
 }
 
 /** The epoch's record as saved in `<stage>.ckpt` (and numbered ones), with the clock when it was made. */
@@ -244,6 +249,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   const at = (e: number, file: 'best' | 'ema' | 'numbered' | 'last') => ({midSwap: () => killAt(e, `swap-${file}`)})
 
   const stepTimes: number[] = []
+  let trainMs = 0
+  let itemsTrained = 0
   try {
     while (!finished && epoch < settings.epochs) {
       const e = epoch + 1
@@ -251,7 +258,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       optimizer.lr = scheduler.lr
       const lr = optimizer.lr
       const perm = rng.permutation(spec.trainItems)
-      const groups = chunk(chunk(perm, settings.batch_size), settings.accum_steps)
+      const groups = chunk(chunk(perm, settings.batch_size), settings.accum_steps).map((g) => mergeMicroBatches(g, o.microBatchMerge ?? 1))
       let lossSum = 0
       let normSum = 0
       let items = 0
@@ -322,6 +329,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       hashes.last = (await saveCheckpoint(ckptPath(dir, stage), payload, at(e, 'last'))).weightsSha256
       killAt(e, 'after-last')
       stepTimes.push(stepTimeMs)
+      trainMs += trainTime
+      itemsTrained += items
       await o.onEpoch?.(epochRecord((o.clock() - t0) / 1000))
       if (o.fault?.crashAfter?.stage === stage && o.fault.crashAfter.epoch === e) {
         throw new UserError(`Simulated crash after ${stage} epoch ${e} (UPS_TEST_FAULT).`, {code: 'TRAIN_TEST_FAULT', exitCode: ExitCode.CHECK_FAILED})
@@ -334,7 +343,8 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
   if (!hashes.best) hashes.best = await existingHash(dir, `${stage}_best`)
   if (ema && !hashes.ema) hashes.ema = await existingHash(dir, `${stage}_ema`)
   const stepTimeMs = stepTimes.length > 0 ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : null
-  return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs}
+  const samplesPerSec = trainMs > 0 ? (itemsTrained * 1000) / trainMs : null
+  return {stage, epochsDone: epoch, steps: step, bestVal, bestEpoch, stoppedEarly, resumedFrom, skippedCheckpoints: latest.skipped, hashes, stepTimeMs, samplesPerSec}
 }
 
 /**

@@ -5,9 +5,10 @@ import {describe, it} from 'node:test'
 
 import {loadConfig} from '../../../src/config/index.js'
 import {
-  estimateEvaluation, estimateLatentCache, estimateStage, estimateLine, stepsPerEpochOf, targetStepSeconds, EPOCH_OVERHEAD_S, EVAL_OVERHEAD_S, GPU_EFFICIENCY,
-  GPU_STEP_OVERHEAD_S, STAGE_OVERHEAD_S, VALIDATION_CAP, type DataShape,
+  estimateEvaluation, estimateLatentCache, estimateStage, estimateLine, stepsPerEpochOf, targetStepSeconds, EPOCH_OVERHEAD_S, EVAL_OVERHEAD_S,
+  STAGE_OVERHEAD_S, VALIDATION_CAP, type DataShape,
 } from '../../../src/pipeline/estimate-math.js'
+import {stepModelFor} from '../../../src/pipeline/gpu-calibration.js'
 import {resolveTarget} from '../../../src/pipeline/estimate.js'
 import {findGpu} from '../../../src/pipeline/gpus.js'
 import {flattenMetrics, readEvaluationResults, realPipelineSteps} from '../../../src/pipeline/steps.js'
@@ -54,13 +55,16 @@ describe('real steps', () => {
 describe('estimate arithmetic', () => {
   const shape: DataShape = {trainSamples: 100, valSamples: 10, evalSamples: 10, frames: 11, grid: [64], channels: 1, source: 'config'}
   const local = {name: 'local', gpu: null, pricePerHour: 0, priceSource: 'local'}
-  const a100 = {name: 'A100', gpu: findGpu('A100')!, pricePerHour: 1.89, priceSource: 'table'}
+  const a100 = {name: 'A100', gpu: findGpu('A100')!, pricePerHour: 1.89, priceSource: 'table', model: stepModelFor(findGpu('A100')!, 'webgpu')!}
 
-  it('scales a measured step by achieved FLOP/s over the GPU\'s peak x efficiency, plus overhead', () => {
+  it('a GPU step is kernels x per-kernel cost + FLOPs / achieved FLOP/s, whatever the local step took', () => {
     const flops = 2e9
-    assert.equal(targetStepSeconds(flops, 0.5, local), 0.5)
-    const expected = flops / (19.5e12 * GPU_EFFICIENCY) + GPU_STEP_OVERHEAD_S
-    assert.ok(Math.abs(targetStepSeconds(flops, 0.5, a100) - expected) < 1e-12)
+    assert.equal(targetStepSeconds({stage: 'operator', flopsPerStep: flops, kernelsPerStep: 1000}, 0.5, local), 0.5)
+    const m = a100.model
+    const expected = (1000 * m.perKernelMs + flops / (m.achievedTflops * 1e9)) / 1000
+    assert.ok(Math.abs(targetStepSeconds({stage: 'operator', flopsPerStep: flops, kernelsPerStep: 1000}, 0.5, a100) - expected) < 1e-12)
+    assert.equal(targetStepSeconds({stage: 'operator', flopsPerStep: flops, kernelsPerStep: 1000}, 5, a100), targetStepSeconds({stage: 'operator', flopsPerStep: flops, kernelsPerStep: 1000}, 0.5, a100))
+    assert.throws(() => targetStepSeconds({stage: 'operator', flopsPerStep: flops, kernelsPerStep: null}, 0.5, a100), /no kernel count for operator/)
   })
 
   it('time per stage = epochs x (steps/epoch x step + validation + epoch overhead) + warm-up + stage overhead', () => {
@@ -74,7 +78,7 @@ describe('estimate arithmetic', () => {
     assert.equal(m.warmupSeconds, 0.5)
     assert.ok(Math.abs(m.seconds - (3 * (125 * 0.02 + val * 0.004 + EPOCH_OVERHEAD_S) + 0.5 + STAGE_OVERHEAD_S)) < 1e-9)
     // On a GPU the local warm-up does not carry over.
-    assert.equal(estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20, warmupExtraMs: 500}, shape, a100).warmupSeconds, 0)
+    assert.equal(estimateStage({stage: 'operator', epochs: 3, batchSize: 8, accumSteps: 1, flopsPerStep: 1e6, localStepMs: 20, warmupExtraMs: 500, kernelsPerStep: 100, forwardKernels: 30}, shape, a100).warmupSeconds, 0)
   })
 
   it('counts optimizer steps as the loop does: batches of batch_size, grouped by accum_steps; validation by batch_size', () => {
@@ -96,7 +100,7 @@ describe('estimate arithmetic', () => {
   })
 
   it('prints the runbook\'s line and resolves GPUs by any spelling', async () => {
-    assert.equal(estimateLine({totalSeconds: 0.42 * 3600, costUsd: 0.79, target: a100}), 'Estimated: 0.42 h, $0.79 on A100 ($1.89/hr)')
+    assert.equal(estimateLine({totalSeconds: 0.42 * 3600, costUsd: 0.79, target: a100}), 'Estimated: 0.42 h, $0.79 on A100 ($1.89/hr), webgpu extrapolated')
     assert.equal((await resolveTarget('rtx 4090', false)).name, 'RTX_4090')
     await assert.rejects(resolveTarget('TPUv9', false), (e: Error & {exitCode?: number}) => e.exitCode === 2 && /Unknown GPU/.test(e.message))
   })
