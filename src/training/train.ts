@@ -15,16 +15,16 @@ import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
-import {ensureLatentCache} from './cache.js'
+import {closeLatentFiles, ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
-import {loadTrainingData, type TrainingData} from './data.js'
+import {closeFrameStreams, loadTrainingData, type TrainingData} from './data.js'
 import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
 import {type FaultPlan, type LoopLogger, runStage, type StageOutcome} from './stages/loop.js'
 import type {EpochRecord, StageProgress} from './stages/types.js'
-import {clearStageCheckpoints, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
+import {clearStageCheckpoints, dataSizeError, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
 
 export type StageSelection = 'all' | StageName
 
@@ -239,12 +239,14 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
       stages: reports, latent_cache: latentCache, final_checkpoint: finalCheckpoint, seconds,
     }
   } catch (error) {
-    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : internal(error))
+    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : dataSizeError(error) ?? internal(error))
     logger.error({code: err.code}, `Training pipeline failed: ${err.message}`)
     await updateMetadata(runDir, {status: 'failed', error: {code: err.code, message: err.message}}).catch(() => undefined)
     await mirror?.finish(false).catch(() => undefined)
     throw err
   } finally {
+    closeFrameStreams()
+    closeLatentFiles()
     await history.close().catch(() => undefined)
     await trainingLog.close().catch(() => undefined)
     await extraLog?.close().catch(() => undefined)
@@ -295,6 +297,7 @@ async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Pr
   return loadTrainingData({
     root, tasks, timeStride: config.training?.time_stride ?? 1, maxSamples: config.data.max_samples ?? null,
     dt: config.training?.dt ?? null, valFraction: config.training?.val_fraction ?? 0.1, seed,
+    memoryBudgetMb: config.data.memory_budget_mb ?? null,
   })
 }
 
@@ -318,7 +321,8 @@ async function buildCache(config: UpsConfig, data: TrainingData, seed: number, c
     const autoencoderHash = ckpt.manifest.weightsSha256
     const result = await ensureLatentCache(data.splits, {
       dir, configHash: latentCacheConfigHash(config), autoencoderHash, dtype, tokens: config.latent.tokens, dim: config.latent.dim,
-      frameSize: data.frameSize,
+      frameSize: data.frameSize, memoryBudgetBytes: data.memoryBudgetBytes,
+      dataIdentity: (s) => s.identity ?? `${s.task}/${s.split}/n=${s.n}/frames=${s.frames}`,
       encode: async (frames, count) => {
         const z = tf.tidy(() => ae.encode(tf.tensor(frames, [count, ...data.gridShape, data.channels])))
         try {
