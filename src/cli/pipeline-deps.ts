@@ -8,6 +8,7 @@ import type {PipelineDeps} from '../pipeline/run.js'
 import {realPipelineSteps, type RealStepsDeps} from '../pipeline/steps.js'
 import type {Logger} from '../util/logger.js'
 import {redactSecrets} from '../util/secrets.js'
+import {trainingProgress} from './progress.js'
 import {realWandbDeps} from './tracking-deps.js'
 import {realVastProvider} from './vast.js'
 
@@ -23,6 +24,7 @@ export function realStepsDeps(logger: Logger, flags: {'vastai-bin'?: string} = {
     monotonic: () => performance.now(),
     provider: () => realVastProvider(flags, logger),
     onProgress: stderrProgress,
+    onTrainProgress: trainingProgress(process.stderr, () => Date.now()),
     logger,
     wandb: realWandbDeps(logger),
   }

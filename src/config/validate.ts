@@ -3,7 +3,7 @@
  * every named check. Returns the whole report; the command renders it and sets the exit code.
  */
 import {constants} from 'node:fs'
-import {access, readFile, stat} from 'node:fs/promises'
+import {access, readdir, readFile, stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 import {CHECKS, type CheckContext, type CheckStatus} from './checks.js'
@@ -55,6 +55,9 @@ export const nodeCheckFs: CheckContext['fs'] = {
     } catch {
       return undefined
     }
+  },
+  async listDir(path) {
+    return readdir(path).catch(() => [])
   },
 }
 

@@ -105,6 +105,8 @@ export interface RealStepsDeps {
   /** The Vast provider, built only when live prices are asked for. */
   provider?: () => Provider
   onProgress?: (line: string) => void
+  /** Progress inside a training epoch (step, samples/s, ETA). */
+  onTrainProgress?: (p: {stage: string; epoch: number; epochs: number; step: number; steps: number; items?: number; elapsedMs?: number}) => void
   /** Where training writes its human log lines (stderr for the CLI). */
   logger: Logger
   /** W&B side effects; without them nothing is mirrored. */
@@ -230,7 +232,7 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
         stage: options.stage ?? 'all',
         // --force-train moved the old checkpoints aside already: resuming finds none and starts fresh.
         resume: true,
-        deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined},
+        deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined, onProgress: deps.onTrainProgress},
       })
       const descriptor = await readFile(join(options.runDir, 'wandb_run.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => null)
       return {

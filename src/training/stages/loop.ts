@@ -255,7 +255,7 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
         lossSum += r.loss * groupItems
         normSum += r.gradNorm
         items += groupItems
-        o.onProgress?.({stage, epoch: e, epochs: settings.epochs, step: g + 1, steps: groups.length, items, totalItems: spec.trainItems})
+        o.onProgress?.({stage, epoch: e, epochs: settings.epochs, step: g + 1, steps: groups.length, items, totalItems: spec.trainItems, elapsedMs: o.clock() - t0})
       }
       const trainTime = o.clock() - t0
       logger.debug?.({stage, epoch: e, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes}, 'tfjs memory after the epoch')

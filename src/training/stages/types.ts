@@ -62,4 +62,6 @@ export interface StageProgress {
   /** Training items (frames or latent pairs) done so far in this epoch, and in the whole epoch. */
   items?: number
   totalItems?: number
+  /** Milliseconds since the epoch started. */
+  elapsedMs?: number
 }
