@@ -14,6 +14,7 @@ import type {WandbDeps} from '../tracking/wandb.js'
 import type {Logger} from '../util/logger.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {RunEstimate} from './estimate.js'
+import type {SystemProbe} from './resources.js'
 
 export interface ValidateOutcome {
   valid: boolean
@@ -105,6 +106,8 @@ export interface RealStepsDeps {
   /** The Vast provider, built only when live prices are asked for. */
   provider?: () => Provider
   onProgress?: (line: string) => void
+  /** RAM and free disk of this machine (dry-run warnings). */
+  system?: SystemProbe
   /** Progress inside a training epoch (step, samples/s, ETA). */
   onTrainProgress?: (p: {stage: string; epoch: number; epochs: number; step: number; steps: number; items?: number; elapsedMs?: number}) => void
   /** Where training writes its human log lines (stderr for the CLI). */
@@ -220,7 +223,7 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
     checkData: (config, options) => checkDataStep(config, options, deps),
     async estimate(config, options) {
       const {estimateRun} = await import('./estimate.js')
-      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress})
+      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, system: deps.system})
     },
     async train(config, options) {
       // Loaded here, not at the top: tfjs and h5wasm stay out of `ups dry-run --static` and friends.

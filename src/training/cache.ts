@@ -111,7 +111,7 @@ export async function ensureLatentCache(splits: SplitData[], o: CacheOptions): P
     if (why === null) {
       result.reused.push(base)
       result.latents.set(s, loadLatents(s, folder, shape, o))
-      o.log?.(`Latent cache ${folder}: reused (${existing!.chunk_sha256.length} chunk hash(es) verified)`)
+      o.log?.(`Latent cache ${folder}: reused (${existing!.chunk_sha256.length} chunk hash(es) verified)${streamNote(result.latents.get(s)!)}`)
       continue
     }
     o.log?.(`Latent cache ${folder}: building (${why})`)
@@ -121,9 +121,13 @@ export async function ensureLatentCache(splits: SplitData[], o: CacheOptions): P
     const bad = back ? verifyCache(folder, back) : 'meta.json missing'
     if (bad !== null) throw new Error(`latent cache ${folder} does not verify right after writing: ${bad}`)
     result.latents.set(s, loadLatents(s, folder, shape, o))
+    const note = streamNote(result.latents.get(s)!)
+    if (note) o.log?.(`Latent cache ${folder}: built${note}`)
   }
   return result
 }
+
+const streamNote = (l: LatentSplit): string => (l.file ? `; larger than data.memory_budget_mb: read from disk in blocks of ${l.blockTrajectories} trajectories` : '')
 
 function mismatch(meta: CacheMeta, o: CacheOptions, shape: CacheMeta['shape'], key: string): string | null {
   if (meta.version !== 2) return `format version ${meta.version}`

@@ -17,7 +17,7 @@ import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backe
 import type {WebgpuAdapterInfo} from './webgpu.js'
 import {closeLatentFiles, ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
-import {closeFrameStreams, loadTrainingData, type TrainingData} from './data.js'
+import {closeFrameStreams, DEFAULT_MEMORY_BUDGET_MB, loadTrainingData, type TrainingData} from './data.js'
 import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
@@ -132,6 +132,9 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     await writePipelineState(ckptDir, state)
     logger.info({run_dir: runDir.path, backend: backend.name, checkpoints: ckptDir}, 'Training started')
     logger.info({}, `Data: ${data.train.length} train trajectories x ${data.frames} frames, grid ${data.gridShape.join('x')} x ${data.channels}; validation: ${data.valSource}; dt ${data.dt}`)
+    if (data.blockTrajectories !== undefined) {
+      logger.info({block_trajectories: data.blockTrajectories}, `Data: larger than data.memory_budget_mb (${config.data.memory_budget_mb ?? DEFAULT_MEMORY_BUDGET_MB} MB): streamed from disk in blocks of ${data.blockTrajectories} trajectories`)
+    }
 
     const lambdas = {lambdaSpectral: config.training?.lambda_spectral ?? 0, lambdaRelative: config.training?.lambda_relative ?? 0}
     const selected = (s: StageName): boolean => options.stage === 'all' || options.stage === s
