@@ -80,6 +80,8 @@ export function trainingProgress(
   return (p) => {
     const now = clock()
     const end = p.step >= p.steps
+    // An epoch's first step starts the interval: setup time before it is not a reason to print.
+    if (p.step === 1 && !end) last = now
     if (tty) {
       if (end) {
         if (drawn) stream.write('\r\x1b[K')

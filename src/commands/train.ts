@@ -58,6 +58,7 @@ A run directory that already has checkpoints is resumed: finished stages are kep
       deps: {
         clock: () => Date.now(), logger, env: process.env, cwd: process.cwd(),
         kill: () => process.kill(process.pid, 'SIGKILL'),
+        peakRssBytes: () => process.resourceUsage().maxRSS * 1024,
         wandb: loaded.config.logging?.wandb?.enabled ? realWandbDeps(logger) : undefined,
         // Step, samples/s and ETA inside an epoch: a live line on a terminal, a plain line every 30 s otherwise.
         onProgress: trainingProgress(process.stderr, () => Date.now()),

@@ -44,6 +44,8 @@ export interface TrainDeps {
   kill?: () => void
   /** CPU cores for training.workers auto (default os.availableParallelism()). */
   cpus?: number
+  /** Peak resident memory of the process so far, in bytes (recorded in metadata.json). */
+  peakRssBytes?: () => number
 }
 
 export interface TrainOptions {
@@ -232,7 +234,12 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
 
     const seconds = (deps.clock() - started) / 1000
     const allStepTimes = Object.fromEntries(STAGES.filter((s) => state.stages[s] && !state.stages[s]!.skipped).map((s) => [s, state.stages[s]!.step_time_ms ?? null]))
-    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, adapter, seconds}})
+    const peak = deps.peakRssBytes?.()
+    await updateMetadata(runDir, {status: 'finished', training: {
+      step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, adapter, seconds,
+      ...(peak ? {peak_rss_mb: Math.round(peak / 2 ** 20)} : {}),
+      ...(data.blockTrajectories !== undefined ? {streamed: {block_trajectories: data.blockTrajectories, memory_budget_mb: data.memoryBudgetBytes! / 2 ** 20}} : {}),
+    }})
     await updateSummary(runDir, Object.fromEntries(reports.filter((r) => r.best_val !== null).map((r) => [`${r.stage}/best_val_loss`, r.best_val])))
     logger.info({seconds: Number(seconds.toFixed(1))}, 'Training pipeline completed successfully')
     if (mirror) await mirror.uploadFiles(await bestCheckpointFiles(ckptDir))

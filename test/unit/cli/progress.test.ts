@@ -22,8 +22,9 @@ test('without a terminal, a plain line at most every interval and none for the l
     now += 10_000
     report({stage: 'operator', epoch: 1, epochs: 3, step, steps: 10, items: step * 16, elapsedMs: now})
   }
-  // Steps at 30 s, 60 s, 90 s; step 10 (100 s) ends the epoch: its summary comes from the logger.
-  assert.deepEqual(out.map((l) => l.match(/step (\d+)\//)![1]), ['3', '6', '9'])
+  // The interval starts at step 1 (10 s): steps at 40 s and 70 s; step 10 (100 s) ends the epoch,
+  // whose summary comes from the logger.
+  assert.deepEqual(out.map((l) => l.match(/step (\d+)\//)![1]), ['4', '7'])
   assert.ok(out.every((l) => l.endsWith('\n') && !l.includes('\r')))
 })
 
