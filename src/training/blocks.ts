@@ -142,9 +142,10 @@ export class BlockCache {
 
 /** Trajectories per block for a byte budget; a UserError naming the knobs when one does not fit. */
 export function trajectoriesPerBlock(bytesPerTrajectory: number, budgetBytes: number, what: string): number {
-  // Two blocks are resident on each thread that reads (the current one and the next).
+  // Two blocks are resident on each thread that reads (the current one and the next); one read
+  // stays at most 1 GiB (Node caps a Buffer at 4 GiB and a file read at 2 GiB).
   const perBlock = Math.floor(budgetBytes / 4 / bytesPerTrajectory)
-  if (perBlock >= 1) return perBlock
+  if (perBlock >= 1) return Math.max(1, Math.min(perBlock, Math.floor(2 ** 30 / bytesPerTrajectory)))
   const mb = (b: number): string => (b / 2 ** 20).toFixed(1)
   throw new UserError(
     `One trajectory of ${what} takes ${mb(bytesPerTrajectory)} MB; streaming needs four to fit the memory budget (data.memory_budget_mb ${mb(budgetBytes)} MB).`,

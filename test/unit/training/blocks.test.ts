@@ -54,6 +54,8 @@ test('the block cache reads each block as one range, holds at most its capacity 
 
 test('a trajectory larger than a quarter of the budget is an error naming the knobs', () => {
   assert.equal(trajectoriesPerBlock(1000, 40_000, 'x'), 10)
+  // A huge budget still reads at most 1 GiB at a time.
+  assert.equal(trajectoriesPerBlock(823_296, 64 * 2 ** 30, 'x'), Math.floor(2 ** 30 / 823_296))
   assert.throws(() => trajectoriesPerBlock(823_296, 2 ** 20, 'the data (201 frames after training.time_stride 1)'), (e: unknown) => {
     assert.ok(isUserError(e))
     assert.equal(e.code, 'TRAIN_MEMORY_BUDGET')
