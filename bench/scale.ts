@@ -99,7 +99,7 @@ stages:
       const l = log.find((x) => x.stage === s)
       return {samples_per_s: Math.round(l[`${s}/samples_per_sec`]), epoch_seconds: Number(l[`${s}/epoch_time_sec`].toFixed(1)), steps: JSON.parse(r.stdout).stages.find((x: {stage: string}) => x.stage === s).steps}
     }
-    const cacheLine = r.stderr.split('\n').find((l) => /Latent cache .*burgers1d_train/.test(l)) ?? ''
+    const cacheLine = r.stderr.split('\n').find((l) => /Latent cache .*burgers1d_train.*: (built|reused)/.test(l)) ?? ''
     const figures = {
       dataset: {shape: [n, NT, NX], dtype: 'float32', bytes, on_disk_kb: Number(onDisk), samples_written: written},
       memory_budget_mb: budgetMb,

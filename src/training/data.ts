@@ -147,7 +147,8 @@ export async function loadTrainingData(o: LoadDataOptions): Promise<TrainingData
         }
         splits.push(bySplit[split])
       } finally {
-        if (!stream) ds.close()
+        // A streamed split keeps its files open for training (closeFrameStreams closes them).
+        if (!bySplit[split]?.stream) ds.close()
       }
     }
     const tr = bySplit.train
