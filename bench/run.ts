@@ -17,12 +17,14 @@ const BENCHES: Record<string, Bench> = {
   estimate: async () => (await import('./estimate.js')).benchEstimate(),
   // Minutes of training: run on its own with `npm run bench:quality`.
   quality: async () => (await import('./quality.js')).benchQuality(),
+  // An 8.2 GB (sparse) dataset trained end to end, minutes: `npm run bench -- scale`.
+  scale: async () => (await import('./scale.js')).benchScale(),
 }
 
 const RESULTS = new URL('results/', import.meta.url).pathname
 const wanted = process.argv.slice(2)
-// quality trains for many minutes: only when asked for by name (npm run bench:quality).
-const names = wanted.length > 0 ? wanted : Object.keys(BENCHES).filter((n) => n !== 'quality')
+// quality and scale train for minutes: only when asked for by name (npm run bench:quality, npm run bench -- scale).
+const names = wanted.length > 0 ? wanted : Object.keys(BENCHES).filter((n) => n !== 'quality' && n !== 'scale')
 const unknown = names.filter((n) => !BENCHES[n])
 if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`)

@@ -3,13 +3,26 @@
  * time), this process's clock, environment and working folder, and progress on stderr.
  */
 import {randomBytes} from 'node:crypto'
+import {statfs} from 'node:fs/promises'
+import {totalmem} from 'node:os'
 
 import type {PipelineDeps} from '../pipeline/run.js'
+import type {SystemProbe} from '../pipeline/resources.js'
 import {realPipelineSteps, type RealStepsDeps} from '../pipeline/steps.js'
 import type {Logger} from '../util/logger.js'
 import {redactSecrets} from '../util/secrets.js'
+import {trainingProgress} from './progress.js'
 import {realWandbDeps} from './tracking-deps.js'
 import {realVastProvider} from './vast.js'
+
+/** This machine's RAM and free disk, for the dry-run's warnings. */
+export const realSystemProbe: SystemProbe = {
+  totalMemBytes: () => totalmem(),
+  async freeDiskBytes(path) {
+    const s = await statfs(path)
+    return s.bavail * s.bsize
+  },
+}
 
 export function stderrProgress(line: string): void {
   process.stderr.write(redactSecrets(line) + '\n')
@@ -23,6 +36,8 @@ export function realStepsDeps(logger: Logger, flags: {'vastai-bin'?: string} = {
     monotonic: () => performance.now(),
     provider: () => realVastProvider(flags, logger),
     onProgress: stderrProgress,
+    onTrainProgress: trainingProgress(process.stderr, () => Date.now()),
+    system: realSystemProbe,
     logger,
     wandb: realWandbDeps(logger),
   }

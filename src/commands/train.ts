@@ -5,7 +5,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {configOverrideFlag} from '../cli/flags.js'
-import {progressReporter, type ProgressReporter} from '../cli/progress.js'
+import {trainingProgress} from '../cli/progress.js'
 import {realWandbDeps} from '../cli/tracking-deps.js'
 import {loadConfig, STAGES} from '../config/index.js'
 import type {BackendRequest, StageSelection, TrainResult as PipelineResult} from '../training/index.js'
@@ -53,24 +53,15 @@ A run directory that already has checkpoints is resumed: finished stages are kep
     })
     this.note(`${created ? 'Run directory' : 'Resuming run directory'}: ${dir.path}`)
     const logger = createLogger({level: this.verbose ? 'debug' : 'info', file: join(dir.paths.logs, 'ups.jsonl')})
-    let bar: ProgressReporter | undefined
     const result = await trainPipeline(loaded.config, {
       runDir: dir, backend: flags.backend as BackendRequest, stage: flags.stage as StageSelection, resume: flags.resume,
       deps: {
         clock: () => Date.now(), logger, env: process.env, cwd: process.cwd(),
         kill: () => process.kill(process.pid, 'SIGKILL'),
+        peakRssBytes: () => process.resourceUsage().maxRSS * 1024,
         wandb: loaded.config.logging?.wandb?.enabled ? realWandbDeps(logger) : undefined,
-        // A redrawn bar per epoch on a terminal; nothing extra in logs.
-        onProgress: process.stderr.isTTY
-          ? (p) => {
-              bar ??= progressReporter(`${p.stage} ${p.epoch}/${p.epochs}`, process.stderr)
-              bar.update(p.step, p.steps)
-              if (p.step === p.steps) {
-                bar.done()
-                bar = undefined
-              }
-            }
-          : undefined,
+        // Step, samples/s and ETA inside an epoch: a live line on a terminal, a plain line every 30 s otherwise.
+        onProgress: trainingProgress(process.stderr, () => Date.now()),
       },
     })
     if (!this.jsonEnabled()) this.log(renderTrain(result))

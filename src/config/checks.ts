@@ -31,6 +31,8 @@ export interface CheckContext {
     /** True when the folder exists and is writable, or can be created. */
     canWriteDir(path: string): Promise<boolean>
     readJson(path: string): Promise<unknown | undefined>
+    /** Names in a folder ([] when it is missing). */
+    listDir?(path: string): Promise<string[]>
   }
 }
 
@@ -223,12 +225,16 @@ export const CHECKS: CheckDefinition[] = [
     const expected = latentCacheConfigHash(c)
     const stale: string[] = []
     let found = 0
+    // One folder per cache key: `<task>_<split>-<key>` (and `<task>_<split>` from older versions).
+    const names = (await fs.listDir?.(resolve(cwd, dir))) ?? []
     for (const task of tasksOf(c)) {
       for (const split of ['train', 'val', 'test']) {
-        const meta = (await fs.readJson(join(resolve(cwd, dir), `${task}_${split}`, 'meta.json'))) as {config_hash?: string} | undefined
-        if (!meta) continue
+        const base = `${task}_${split}`
+        const folders = [base, ...names.filter((n) => n.startsWith(`${base}-`))]
+        const metas = (await Promise.all(folders.map((f) => fs.readJson(join(resolve(cwd, dir), f, 'meta.json'))))).filter(Boolean) as Array<{config_hash?: string}>
+        if (metas.length === 0) continue
         found++
-        if (meta.config_hash !== expected) stale.push(`${task}_${split}`)
+        if (!metas.some((m) => m.config_hash === expected)) stale.push(base)
       }
     }
     if (stale.length) return warn(`latent cache ${stale.join(', ')} was built for another config; it will be rebuilt.`)

@@ -111,7 +111,9 @@ export function dataTarget(config: UpsConfig): {root?: string; tasks: string[]; 
 /** Everything that changes what training produces; logging, vast, monitor and evaluation do not. */
 export function trainingConfigHash(config: UpsConfig): string {
   const {logging: _l, vast: _v, monitor: _m, evaluation: _e, include: _i, ttc: _t, checkpoint: _c, ...rest} = config
-  return sha256(canonicalJson(rest)).slice(0, 16)
+  // A resource knob: in-memory data trains the same under any budget (streamed order: blocks.ts).
+  const {memory_budget_mb: _b, ...data} = rest.data ?? ({} as UpsConfig['data'])
+  return sha256(canonicalJson({...rest, data})).slice(0, 16)
 }
 
 /** What the latent cache depends on: the data read and the encoder's shape (its weights are hashed separately). */

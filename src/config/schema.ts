@@ -80,6 +80,10 @@ export const dataSchema = z.object({
   shard_limit: d(posInt.nullable(), 'Read at most this many shards per split.').optional(),
   resolution: d(posInt, 'Spatial grid points of the data (defaults to the task’s PDEBench grid).').optional(),
   max_samples: d(posInt.nullable(), 'Use at most this many trajectories per split.').optional(),
+  memory_budget_mb: d(
+    positive,
+    'Memory for training data, in MB (default 2048). Frames (and, separately, the latent cache) that fit are read into RAM once; larger data is streamed from disk in blocks of trajectories, about a quarter of the budget each, two held per reading thread. The block size sets the streamed epoch order, so keep it the same across resumes.',
+  ).optional(),
   generate: d(
     z.object({
       samples: d(posInt, 'Trajectories in total, split by `splits`.').optional(),

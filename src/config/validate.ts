@@ -3,7 +3,7 @@
  * every named check. Returns the whole report; the command renders it and sets the exit code.
  */
 import {constants} from 'node:fs'
-import {access, readFile, stat} from 'node:fs/promises'
+import {access, readdir, readFile, stat} from 'node:fs/promises'
 import {totalmem} from 'node:os'
 import {dirname} from 'node:path'
 
@@ -56,6 +56,9 @@ export const nodeCheckFs: CheckContext['fs'] = {
     } catch {
       return undefined
     }
+  },
+  async listDir(path) {
+    return readdir(path).catch(() => [])
   },
 }
 

@@ -19,6 +19,7 @@ import {
 } from './estimate-math.js'
 import {type CalibrationStatus, type GpuBackend, stepModelFor, targetBackendOf} from './gpu-calibration.js'
 import {findGpu, GPU_NAMES} from './gpus.js'
+import {type ResourceReport, resourceReport, type SystemProbe} from './resources.js'
 import type {MeasureResult, ModelReport, StageMeasurement} from './measure.js'
 import {dataRootOf, type DataCheckOutcome, type EstimateStepOptions, type PipelineSteps, type ValidateOutcome} from './steps.js'
 
@@ -37,6 +38,8 @@ export interface RunEstimate {
   measurements: StageMeasurement[]
   stages: StageEstimate[]
   latentCacheSeconds: number
+  /** Memory (data vs data.memory_budget_mb vs RAM), latent cache size and free disk. */
+  resources?: ResourceReport
   evaluation: {passes: number; rolloutSteps: number; samples: number; seconds: number}
   overheadSeconds: number
   totalSeconds: number
@@ -68,6 +71,8 @@ export interface EstimateDeps {
   backend?: BackendRequest
   /** UPS_TRAIN_WORKERS, so the measured step runs on as many replicas as training would. */
   workersOverride?: string
+  /** RAM and free disk of this machine, for the memory and disk warnings. */
+  system?: SystemProbe
 }
 
 // ---------------------------------------------------------------- data shape
@@ -220,6 +225,8 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
   for (const m of measured.models) {
     if (target.gpu && m.memoryBytes > target.gpu.memoryGb * 1e9) notes.push(`${m.stage} needs ~${(m.memoryBytes / 1e9).toFixed(1)} GB, more than the ${target.gpu.name}'s ${target.gpu.memoryGb} GB`)
   }
+  const resources = await resourceReport(config, shape, {cwd: deps.cwd, runsRoot: join('artifacts', 'runs'), system: deps.system, latentStages: latentCacheSeconds > 0})
+  notes.push(...resources.warnings.map((w) => `warning: ${w}`))
   const base = {totalSeconds, costUsd, target}
   return {
     target,
@@ -232,6 +239,7 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
     measurements: measured.stages,
     stages,
     latentCacheSeconds,
+    resources,
     evaluation: {passes, rolloutSteps: rollout, samples: shape.evalSamples, seconds: evalSeconds},
     overheadSeconds: RUN_OVERHEAD_S,
     totalSeconds,
@@ -352,6 +360,7 @@ export function renderDryRun(r: DryRunResult, estimateOnly = false): string {
       lines.push(`  ${s.stage.padEnd(20)} ${String(s.epochs).padStart(4)} epochs x ${String(s.stepsPerEpoch).padStart(6)} steps x ${s.targetStepMs.toFixed(1).padStart(8)} ms (${s.samplesPerSec.toFixed(0)} samples/s${k}) = ${(s.seconds / 60).toFixed(1)} min`)
     }
     lines.push(`  evaluation (${e.evaluation.passes} pass(es))  ${(e.evaluation.seconds / 60).toFixed(1)} min`)
+    if (e.resources) lines.push('', ...renderResources(e.resources))
     for (const n of e.notes) lines.push(`  note: ${n}`)
     lines.push('')
   }
@@ -359,4 +368,12 @@ export function renderDryRun(r: DryRunResult, estimateOnly = false): string {
   if (e.gpuModel) lines.push(`Target backend: ${e.gpuModel.backend} (${e.gpuModel.backendReason}). Step model: ${e.gpuModel.basis}.`)
   lines.push(`Price: ${e.target.priceSource}. Written to ${r.estimatePath}`)
   return lines.join('\n')
+}
+
+function renderResources(r: ResourceReport): string[] {
+  const gb = (b: number | null): string => (b === null ? 'unknown' : `${(b / 1e9).toFixed(2)} GB`)
+  const lines = ['Resources', `  data in memory      ${gb(r.dataBytes)} (budget data.memory_budget_mb ${gb(r.budgetBytes)}; RAM ${gb(r.machineRamBytes)})${r.streamed ? ': streamed from disk' : ''}`]
+  if (r.latentCache) lines.push(`  latent cache        ${gb(r.latentCache.bytes)} ${r.latentCache.dtype} in ${r.latentCache.dir}${r.latentCache.streamed ? ': read from disk' : ''}`)
+  for (const d of r.disk) lines.push(`  free disk           ${gb(d.freeBytes)} at ${d.path}`)
+  return lines
 }

@@ -15,6 +15,7 @@ import type {WandbDeps} from '../tracking/wandb.js'
 import type {Logger} from '../util/logger.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {RunEstimate} from './estimate.js'
+import type {SystemProbe} from './resources.js'
 
 export interface ValidateOutcome {
   valid: boolean
@@ -110,6 +111,10 @@ export interface RealStepsDeps {
   /** The Vast provider, built only when live prices are asked for. */
   provider?: () => Provider
   onProgress?: (line: string) => void
+  /** RAM and free disk of this machine (dry-run warnings). */
+  system?: SystemProbe
+  /** Progress inside a training epoch (step, samples/s, ETA). */
+  onTrainProgress?: (p: {stage: string; epoch: number; epochs: number; step: number; steps: number; items?: number; elapsedMs?: number}) => void
   /** Where training writes its human log lines (stderr for the CLI). */
   logger: Logger
   /** W&B side effects; without them nothing is mirrored. */
@@ -225,7 +230,7 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
     checkData: (config, options) => checkDataStep(config, options, deps),
     async estimate(config, options) {
       const {estimateRun} = await import('./estimate.js')
-      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress})
+      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, system: deps.system})
     },
     async train(config, options) {
       // Loaded here, not at the top: tfjs and h5wasm stay out of `ups dry-run --static` and friends.
@@ -237,7 +242,7 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
         stage: options.stage ?? 'all',
         // --force-train moved the old checkpoints aside already: resuming finds none and starts fresh.
         resume: true,
-        deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined},
+        deps: {clock: () => deps.now().getTime(), logger: deps.logger, env, cwd: deps.cwd, wandb: deps.wandb ? {...deps.wandb, env} : undefined, onProgress: deps.onTrainProgress},
       })
       const descriptor = await readFile(join(options.runDir, 'wandb_run.json'), 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => null)
       return {

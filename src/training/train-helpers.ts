@@ -53,6 +53,23 @@ export function outOfMemoryError(error: unknown, at: {stage: string; batch: numb
   })
 }
 
+const DATA_SIZE = /value of "size" is out of range|data is too long|invalid typed array length|invalid array buffer length|array buffer allocation failed|cannot create a string longer/i
+
+/**
+ * Node's size caps (4 GiB per Buffer or typed array, 2 GiB per hash or file read) and failed
+ * allocations of data arrays, as a UserError naming the knobs that shrink the data in memory.
+ */
+export function dataSizeError(error: unknown): UserError | null {
+  const message = (error as Error)?.message ?? String(error)
+  if (error instanceof UserError || !DATA_SIZE.test(message)) return null
+  return new UserError(`The data does not fit in memory: ${message.split('\n')[0].slice(0, 200)}.`, {
+    code: 'TRAIN_DATA_TOO_LARGE',
+    hint: 'Lower data.memory_budget_mb (data larger than it is streamed from disk), or shrink the data: data.max_samples, a larger training.time_stride, training.latent_cache_dtype float16. Then resume with `ups train CONFIG --run-dir RUN --resume`.',
+    exitCode: ExitCode.CHECK_FAILED,
+    cause: error,
+  })
+}
+
 /** Removes every checkpoint folder of a stage (last, best, ema, numbered, swap leftovers). */
 export async function clearStageCheckpoints(dir: string, stage: string): Promise<void> {
   const esc = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

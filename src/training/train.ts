@@ -16,9 +16,9 @@ import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.j
 import {describeHolder} from '../util/lock.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
-import {ensureLatentCache} from './cache.js'
+import {closeLatentFiles, ensureLatentCache} from './cache.js'
 import {loadCheckpoint, saveCheckpoint} from './checkpoint.js'
-import {loadTrainingData, type TrainingData} from './data.js'
+import {closeFrameStreams, DEFAULT_MEMORY_BUDGET_MB, loadTrainingData, type TrainingData} from './data.js'
 import {resolveMicroBatch} from './micro-batch.js'
 import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, trainReplicaRecipe} from './parallel/index.js'
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
@@ -26,7 +26,7 @@ import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
 import {type FaultPlan, type LoopLogger, runStage, type StageOutcome, type StoredEpochRecord} from './stages/loop.js'
 import type {EpochRecord, StageProgress} from './stages/types.js'
-import {clearStageCheckpoints, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
+import {clearStageCheckpoints, dataSizeError, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
 
 export type StageSelection = 'all' | StageName
 
@@ -46,6 +46,8 @@ export interface TrainDeps {
   kill?: () => void
   /** CPU cores for training.workers auto (default os.availableParallelism()). */
   cpus?: number
+  /** Peak resident memory of the process so far, in bytes (recorded in metadata.json). */
+  peakRssBytes?: () => number
 }
 
 export interface TrainOptions {
@@ -162,6 +164,9 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
     await writePipelineState(ckptDir, state)
     logger.info({run_dir: runDir.path, backend: backend.name, checkpoints: ckptDir}, 'Training started')
     logger.info({}, `Data: ${data.train.length} train trajectories x ${data.frames} frames, grid ${data.gridShape.join('x')} x ${data.channels}; validation: ${data.valSource}; dt ${data.dt}`)
+    if (data.blockTrajectories !== undefined) {
+      logger.info({block_trajectories: data.blockTrajectories}, `Data: larger than data.memory_budget_mb (${config.data.memory_budget_mb ?? DEFAULT_MEMORY_BUDGET_MB} MB): streamed from disk in blocks of ${data.blockTrajectories} trajectories`)
+    }
 
     const lambdas = {lambdaSpectral: config.training?.lambda_spectral ?? 0, lambdaRelative: config.training?.lambda_relative ?? 0}
     const selected = (s: StageName): boolean => options.stage === 'all' || options.stage === s
@@ -262,7 +267,12 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
 
     const seconds = (deps.clock() - started) / 1000
     const allStepTimes = Object.fromEntries(STAGES.filter((s) => state.stages[s] && !state.stages[s]!.skipped).map((s) => [s, state.stages[s]!.step_time_ms ?? null]))
-    await updateMetadata(runDir, {status: 'finished', training: {step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, adapter, seconds}})
+    const peak = deps.peakRssBytes?.()
+    await updateMetadata(runDir, {status: 'finished', training: {
+      step_time_ms: allStepTimes, backend: backend.name, backend_reason: backend.reason, adapter, seconds,
+      ...(peak ? {peak_rss_mb: Math.round(peak / 2 ** 20)} : {}),
+      ...(data.blockTrajectories !== undefined ? {streamed: {block_trajectories: data.blockTrajectories, memory_budget_mb: data.memoryBudgetBytes! / 2 ** 20}} : {}),
+    }})
     await updateSummary(runDir, Object.fromEntries(reports.filter((r) => r.best_val !== null).map((r) => [`${r.stage}/best_val_loss`, r.best_val])))
     logger.info({seconds: Number(seconds.toFixed(1))}, 'Training pipeline completed successfully')
     if (mirror) await mirror.uploadFiles(await bestCheckpointFiles(ckptDir))
@@ -272,12 +282,14 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
       stages: reports, latent_cache: latentCache, final_checkpoint: finalCheckpoint, seconds,
     }
   } catch (error) {
-    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : (errnoUserError(error) ?? internal(error)))
+    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : (dataSizeError(error) ?? errnoUserError(error) ?? internal(error)))
     logger.error({code: err.code}, `Training pipeline failed: ${err.message}`)
     await updateMetadata(runDir, {status: 'failed', error: {code: err.code, message: err.message}}).catch(() => undefined)
     await mirror?.finish(false).catch(() => undefined)
     throw err
   } finally {
+    closeFrameStreams()
+    closeLatentFiles()
     await history.close().catch(() => undefined)
     await trainingLog.close().catch(() => undefined)
     await extraLog?.close().catch(() => undefined)
@@ -347,6 +359,7 @@ async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Pr
   return loadTrainingData({
     root, tasks, timeStride: config.training?.time_stride ?? 1, maxSamples: config.data.max_samples ?? null,
     dt: config.training?.dt ?? null, valFraction: config.training?.val_fraction ?? 0.1, seed,
+    memoryBudgetMb: config.data.memory_budget_mb ?? null,
   })
 }
 
@@ -370,7 +383,8 @@ async function buildCache(config: UpsConfig, data: TrainingData, seed: number, c
     const autoencoderHash = ckpt.manifest.weightsSha256
     const result = await ensureLatentCache(data.splits, {
       dir, configHash: latentCacheConfigHash(config), autoencoderHash, dtype, tokens: config.latent.tokens, dim: config.latent.dim,
-      frameSize: data.frameSize,
+      frameSize: data.frameSize, memoryBudgetBytes: data.memoryBudgetBytes,
+      dataIdentity: (s) => s.identity ?? `${s.task}/${s.split}/n=${s.n}/frames=${s.frames}`,
       encode: async (frames, count) => {
         const z = tf.tidy(() => ae.encode(tf.tensor(frames, [count, ...data.gridShape, data.channels])))
         try {

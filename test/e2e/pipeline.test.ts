@@ -44,6 +44,12 @@ describe('ups dry-run', () => {
     const est = JSON.parse(await readFile(join(dir, 'est', 'estimate.json'), 'utf8'))
     assert.equal(est.method, 'static')
     assert.deepEqual(est.measurements, [])
+    // The release's 10000 x 201 x 1024 Burgers data: more than the memory budget, streamed; the
+    // cache size and free disk are reported before anything starts.
+    assert.equal(est.resources.streamed, true)
+    assert.ok(est.resources.latentCache.bytes > 0)
+    assert.ok(est.resources.disk.every((d: {freeBytes: number | null}) => d.freeBytes !== null && d.freeBytes > 0))
+    assert.ok(est.notes.some((n: string) => /^warning: the data takes [\d.]+ GB in memory, more than data\.memory_budget_mb/.test(n)), est.notes.join('\n'))
   })
 
   it('a broken config exits 1 naming the failed step, without a stack trace', async (t) => {

@@ -41,7 +41,9 @@ describe('ups train --backend webgpu', () => {
       }
     }
     // The latent cache was encoded on webgpu too.
-    assert.ok((await stat(join(cwd, 'run', 'latent_cache', 'burgers1d_train', 'latents.bin'))).size > 0)
+    const cacheDir = join(cwd, 'run', 'latent_cache')
+    const trainCache = (await readdir(cacheDir)).find((n) => n.startsWith('burgers1d_train-'))
+    assert.ok(trainCache && (await stat(join(cacheDir, trainCache, 'latents.bin'))).size > 0)
 
     const log = await readJsonl(join(cwd, 'run', 'logs', 'training.jsonl'))
     assert.deepEqual(log.map((l) => l.stage), STAGES)

@@ -5,7 +5,7 @@
  */
 import type {StageName, UpsConfig} from '../../config/index.js'
 import type {LatentSplit} from '../cache.js'
-import type {SplitData, TrainingData} from '../data.js'
+import {openFrameStreams, type SplitData, type TrainingData} from '../data.js'
 import type {LossWeights} from '../losses.js'
 import {buildStage, type StageInputs} from '../stages/index.js'
 import {siblingModule} from './pool.js'
@@ -69,6 +69,8 @@ export function trainReplicaRecipe(stage: StageName, s: StageInputs): ReplicaRec
 /** Worker side: the same stage spec the main thread built (frozen upstream models from their checkpoints). */
 export async function buildTrainReplica(a: TrainReplicaArgs): Promise<ReplicaBuild> {
   const splits = a.data.splits
+  // Streamed frames: this thread opens the files and reads its micro-batches' blocks itself.
+  if (a.stage === 'autoencoder') await openFrameStreams(splits)
   const data: TrainingData = {
     ...a.data,
     splits,

@@ -257,19 +257,24 @@ export async function runStage(o: StageRunOptions): Promise<StageOutcome> {
       const t0 = o.clock()
       optimizer.lr = scheduler.lr
       const lr = optimizer.lr
-      const perm = rng.permutation(spec.trainItems)
+      // Streamed data visits blocks of trajectories in a seeded order (blocks.ts); in memory: a plain permutation.
+      const perm = spec.epochOrder ? spec.epochOrder(rng) : rng.permutation(spec.trainItems)
       const groups = chunk(chunk(perm, settings.batch_size), settings.accum_steps).map((g) => mergeMicroBatches(g, o.microBatchMerge ?? 1))
       let lossSum = 0
       let normSum = 0
       let items = 0
       for (let g = 0; g < groups.length; g++) {
         const inject = o.fault?.nanAt?.stage === stage && o.fault.nanAt.epoch === e && g === 0
+        // Streamed data: the next step's blocks are read while this one runs.
+        const ahead = g + 1 < groups.length ? spec.prefetch?.(groups[g + 1].flat(), groups[g].flat()) : undefined
+        ahead?.catch(() => undefined)
         const {result: r, items: groupItems} = await optimizerStep(spec, groups[g], rng, {optimizer, clipNorm: settings.grad_clip, ema, context: {stage, epoch: e, step: step + 1}}, inject, o.pool)
+        await ahead
         step += 1
         lossSum += r.loss * groupItems
         normSum += r.gradNorm
         items += groupItems
-        o.onProgress?.({stage, epoch: e, epochs: settings.epochs, step: g + 1, steps: groups.length})
+        o.onProgress?.({stage, epoch: e, epochs: settings.epochs, step: g + 1, steps: groups.length, items, totalItems: spec.trainItems, elapsedMs: o.clock() - t0})
       }
       const trainTime = o.clock() - t0
       logger.debug?.({stage, epoch: e, tensors: tf.memory().numTensors, bytes: tf.memory().numBytes}, 'tfjs memory after the epoch')

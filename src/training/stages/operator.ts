@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs'
 import {type LossWeights, trainingLoss} from '../losses.js'
 import type {LatentOperator} from '../models/operator.js'
 import type {Ctx} from '../layers.js'
-import type {LatentPairs} from './latent-items.js'
+import {type LatentPairs, streamedItems} from './latent-items.js'
 import type {Rng} from '../rng.js'
 import {readScalar} from '../step.js'
 import type {StageSpec} from './types.js'
@@ -26,6 +26,7 @@ export function latentRegressionStage(
     store,
     trainItems: train.count,
     valItems: val.count,
+    ...streamedItems(train.access, train.perRef ?? 0),
     trainLoss(indices, rng) {
       const {z0, z1} = train.batch(indices)
       const ctx = {training: true, rng}
@@ -108,6 +109,7 @@ export function residualStage(
     store,
     trainItems: data.train.count,
     valItems: data.val.count,
+    ...streamedItems(data.train.access, data.train.perRef ?? 0),
     trainLoss(indices, rng) {
       const {cond, residual} = residualBatch(op, data.train, indices, data.dt, data.scale)
       const loss = lossFn(cond, residual, rng, true)

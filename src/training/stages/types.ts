@@ -26,6 +26,15 @@ export interface StageSpec {
    * Read asynchronously: webgpu under Node has no synchronous reads.
    */
   valLoss(indices: number[], rng: Rng): number | Promise<number>
+  /**
+   * Streamed data only: the epoch's item order (blocks of trajectories in a seeded order, items
+   * shuffled within each), drawn from `rng` in place of a plain permutation of trainItems.
+   */
+  epochOrder?(rng: Rng): number[]
+  /** Streamed data only: reads what the items `ahead` need while the step of `current` runs. */
+  prefetch?(ahead: number[], current: number[]): Promise<void>
+  /** Streamed data only: bytes read from disk so far. */
+  bytesRead?(): number
   dispose(): void
 }
 
@@ -50,4 +59,9 @@ export interface StageProgress {
   epochs: number
   step: number
   steps: number
+  /** Training items (frames or latent pairs) done so far in this epoch, and in the whole epoch. */
+  items?: number
+  totalItems?: number
+  /** Milliseconds since the epoch started. */
+  elapsedMs?: number
 }

@@ -43,6 +43,7 @@ async function runCheck(id: string, mutate: (c: Record<string, any>) => void, op
       exists: async (p) => (fs.existing ?? ['/data']).includes(p),
       canWriteDir: async () => fs.writable ?? true,
       readJson: async (p) => fs.json?.[p],
+      listDir: async (d) => [...new Set(Object.keys(fs.json ?? {}).filter((p) => p.startsWith(`${d}/`)).map((p) => p.slice(d.length + 1).split('/')[0]))],
     },
   }
   const check = CHECKS.find((c) => c.id === id)
@@ -169,7 +170,10 @@ test('cache.latent_cache_matches warns when a cached split was built for another
   const config = configSchema.parse(good()) as UpsConfig
   const fresh = {'/cache/burgers1d_train/meta.json': {config_hash: latentCacheConfigHash(config)}}
   assert.match((await runCheck('cache.latent_cache_matches', keep, {fs: {json: fresh}})).message, /1 cached split\(s\) match/)
-  const stale = {'/cache/burgers1d_val/meta.json': {config_hash: 'other'}}
+  // Keyed folders (one per autoencoder and data): any one built for this config matches.
+  const keyed = {'/cache/burgers1d_train-0123456789abcdef/meta.json': {config_hash: 'other'}, '/cache/burgers1d_train-fedcba9876543210/meta.json': {config_hash: latentCacheConfigHash(config)}}
+  assert.match((await runCheck('cache.latent_cache_matches', keep, {fs: {json: keyed}})).message, /1 cached split\(s\) match/)
+  const stale = {'/cache/burgers1d_val-0123456789abcdef/meta.json': {config_hash: 'other'}}
   const outcome = await runCheck('cache.latent_cache_matches', keep, {fs: {json: stale}})
   assert.equal(outcome.status, 'warn')
   assert.match(outcome.message, /burgers1d_val .*rebuilt/)
