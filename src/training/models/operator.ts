@@ -23,10 +23,11 @@ import {
   gelu,
   type Linear,
   type Norm,
+  type ScaledNorm,
   scalarEmbedding,
   silu,
 } from '../layers.js'
-import {fusedGroupAttention, useFusedAttention} from '../fused.js'
+import {fusedGroupAttention, useFusedAttention, useReferenceLayers} from '../fused.js'
 import type {ParamStore} from '../params.js'
 import type {ModelInfo} from './types.js'
 
@@ -66,7 +67,7 @@ export const OUT_NORM_EPS = 1
 interface Layer {
   attnNorm: Norm
   qkv: Linear
-  qNorm: Norm
+  qNorm: ScaledNorm
   kNorm: Norm
   out: Linear
   mlpNorm: Norm
@@ -183,14 +184,16 @@ export class LatentOperator implements ModelInfo {
     const hd = gs / heads
     const rows = batch * tokens * groups
     const [q0, k0, v0] = tf.split(qkv, 3, 1) as tf.Tensor2D[]
-    const q = L.qNorm.apply(q0)
+    // The score scale 1/sqrt(hd) rides on q's norm (reference layers: a multiply of the scores).
+    const reference = useReferenceLayers()
+    const q = L.qNorm.applyScaled(q0, reference ? 1 : 1 / Math.sqrt(hd))
     const k = L.kNorm.apply(k0)
     // [B, T, G, H, hd] -> [B*G*H, T, hd]; keys pre-transposed to [B*G*H, hd, T].
     const n = batch * groups * heads
     const qh = tf.transpose(q.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 1, 4]).reshape([n, tokens, hd]) as tf.Tensor3D
     const kh = tf.transpose(k.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 4, 1]).reshape([n, hd, tokens]) as tf.Tensor3D
     const vh = tf.transpose(v0.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 1, 4]).reshape([n, tokens, hd]) as tf.Tensor3D
-    const scores = tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D
+    const scores = reference ? (tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D) : bmm(qh, kh)
     const attn = bmm(tf.softmax(scores), vh)
     return tf.transpose(attn.reshape([batch, groups, heads, tokens, hd]), [0, 3, 1, 2, 4]).reshape([rows, gs]) as tf.Tensor2D
   }
