@@ -41,28 +41,30 @@ export interface KernelCount {
   /** The same without Reshape/Identity. */
   computeKernels: number
   byKernel: Record<string, number>
+  /** On webgpu: compute passes dispatched (programs run) in the step. */
+  dispatches?: number
 }
 
 /** Random latent pairs of the config's shape: the count does not depend on the values. */
-function pairs(tokens: number, dim: number, seed: number): LatentPairs {
+function pairs(tokens: number, dim: number, seed: number, batch: number): LatentPairs {
   const rng = new Rng(seed)
   const size = tokens * dim
-  const z = rng.fillNormal(BATCH * 2 * size)
+  const z = rng.fillNormal(batch * 2 * size)
   const take = (idx: number[], off: number) => {
     const out = new Float32Array(idx.length * size)
     idx.forEach((i, b) => out.set(z.subarray((2 * i + off) * size, (2 * i + off + 1) * size), b * size))
     return tf.tensor3d(out, [idx.length, tokens, dim])
   }
-  return {count: BATCH, batch: (idx) => ({z0: take(idx, 0), z1: take(idx, 1)})}
+  return {count: batch, batch: (idx) => ({z0: take(idx, 0), z1: take(idx, 1)})}
 }
 
 /** Counts one optimizer step of `stage` (after one untimed step: kernel set-up, first-step branches). */
-export async function countStepKernels(stage: KernelStage, fused: FusedMode): Promise<KernelCount> {
+export async function countStepKernels(stage: KernelStage, fused: FusedMode, batch = BATCH): Promise<KernelCount> {
   const {config} = await loadConfig(CONFIG)
   const prev = setFusedKernels(fused)
   const op = buildOperator(config, 1)
   const {tokens, inputDim} = op.options
-  const data = pairs(tokens, inputDim, 7)
+  const data = pairs(tokens, inputDim, 7, batch)
   const frees: Array<() => void> = [() => (op.dispose(), op.store.dispose())]
   let spec: StageSpec
   if (stage === 'operator') {
@@ -81,20 +83,32 @@ export async function countStepKernels(stage: KernelStage, fused: FusedMode): Pr
   const optimizer = new Optimizer(spec.store, optimizerConfig(s))
   const ema = s.ema_decay ? new Ema(spec.store, s.ema_decay) : undefined
   const rng = new Rng(3)
-  const group = [Array.from({length: BATCH}, (_, i) => i)]
+  const group = [Array.from({length: batch}, (_, i) => i)]
   let n = 0
   const step = () => optimizerStep(spec, group, rng, {optimizer, clipNorm: s.grad_clip, ema, context: {stage, epoch: 1, step: ++n}})
   try {
     await step()
+    const backend = tf.getBackend()
+    // webgpu: every program run is one recordAndSubmit (one dispatch in the compute pass).
+    const gpu = backend === 'webgpu' ? (tf.backend() as unknown as {recordAndSubmit: (...a: unknown[]) => unknown}) : null
+    let dispatches = 0
+    const record = gpu?.recordAndSubmit
+    if (gpu && record) {
+      gpu.recordAndSubmit = function (this: unknown, ...a: unknown[]) {
+        dispatches += 1
+        return record.apply(this, a)
+      }
+    }
     const profile = await tf.profile(async () => {
       await step()
+    }).finally(() => {
+      if (gpu && record) gpu.recordAndSubmit = record
     })
-    const backend = tf.getBackend()
     const names = profile.kernels.map((k) => k.name).filter((name) => tf.getKernel(name, backend) !== undefined)
     const byKernel: Record<string, number> = {}
     for (const name of names) byKernel[name] = (byKernel[name] ?? 0) + 1
     const sorted = Object.fromEntries(Object.entries(byKernel).sort((a, b) => b[1] - a[1]))
-    return {stage, fused, kernels: names.length, computeKernels: names.filter((k) => !VIEW_KERNELS.has(k)).length, byKernel: sorted}
+    return {stage, fused, kernels: names.length, computeKernels: names.filter((k) => !VIEW_KERNELS.has(k)).length, byKernel: sorted, ...(gpu ? {dispatches} : {})}
   } finally {
     optimizer.dispose()
     ema?.dispose()

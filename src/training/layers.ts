@@ -91,6 +91,25 @@ export function constMatmul(x: tf.Tensor2D, m: tf.Tensor2D, mT: tf.Tensor2D): tf
   return f(x) as tf.Tensor2D
 }
 
+/**
+ * x.reshape(shape) with a gradient that reshapes back: tfjs's own Reshape gradient saves the input
+ * (one more kernel per reshape on the tape). Same values.
+ */
+export function view<T extends tf.Tensor>(x: tf.Tensor, shape: number[]): T {
+  const f = tf.customGrad(((a: tf.Tensor) => ({value: tf.reshape(a, shape), gradFunc: (dy: tf.Tensor) => tf.reshape(dy, a.shape)})) as unknown as CG)
+  return f(x) as T
+}
+
+/** x viewed as `shape`, transposed by `perm`, viewed as `out`: one node, no saved tensors. */
+export function permute<T extends tf.Tensor>(x: tf.Tensor, shape: number[], perm: number[], out: number[]): T {
+  const inverse = perm.map((_, i) => perm.indexOf(i))
+  const f = tf.customGrad(((a: tf.Tensor) => {
+    const t = tf.transpose(tf.reshape(a, shape), perm)
+    return {value: tf.reshape(t, out), gradFunc: (dy: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(dy, t.shape), inverse), a.shape)}
+  }) as unknown as CG)
+  return f(x) as T
+}
+
 export interface Linear {
   inDim: number
   outDim: number

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 
+import type {NamedArray} from './checkpoint.js'
 import type {Grads, OptimizerConfig} from './optim.js'
 import type {ParamStore} from './params.js'
 
@@ -55,6 +56,11 @@ export class ReferenceOptimizer {
         p.assign(tf.sub(param, tf.mul(tf.div(m, denom), lr / (1 - b1 ** t))))
       }
     })
+  }
+
+  /** The slots as the per-variable optimizer checkpointed them (`<prefix><slot>/<param>`). */
+  exportArrays(prefix = 'optim/'): NamedArray[] {
+    return [...this.slots].map(([name, v]) => ({name: prefix + name, shape: [...v.shape], dtype: 'float32' as const, data: v.dataSync() as Float32Array}))
   }
 
   dispose(): void {

@@ -183,15 +183,20 @@ export class Optimizer {
 
   /** Per-parameter slot arrays (`<prefix><slot>/<param>`): the checkpoint format of every version. */
   exportState(prefix = 'optim/'): {state: OptimizerState; arrays: NamedArray[]} {
-    const arrays = [...this.slots].flatMap(([s, v]) => this.layout.toNamed(v.dataSync() as Float32Array, `${prefix}${s}/`))
-    return {state: this.state(), arrays}
+    return {state: this.state(), arrays: this.named([...this.slots].map(([s, v]) => [s, v.dataSync() as Float32Array]), prefix)}
   }
 
   /** exportState() with asynchronous reads (required on webgpu). */
   async exportStateAsync(prefix = 'optim/'): Promise<{state: OptimizerState; arrays: NamedArray[]}> {
-    const arrays: NamedArray[] = []
-    for (const [s, v] of this.slots) arrays.push(...this.layout.toNamed((await v.data()) as Float32Array, `${prefix}${s}/`))
-    return {state: this.state(), arrays}
+    const slots: Array<[string, Float32Array]> = []
+    for (const [s, v] of this.slots) slots.push([s, (await v.data()) as Float32Array])
+    return {state: this.state(), arrays: this.named(slots, prefix)}
+  }
+
+  /** Per parameter, each slot (the order the per-variable optimizer wrote). */
+  private named(slots: Array<[string, Float32Array]>, prefix: string): NamedArray[] {
+    const bySlot = slots.map(([s, data]) => this.layout.toNamed(data, `${prefix}${s}/`))
+    return this.layout.names.flatMap((_, i) => bySlot.map((arrays) => arrays[i]))
   }
 
   importState(state: OptimizerState, arrays: NamedArray[], prefix = 'optim/'): void {
