@@ -6,7 +6,10 @@
  * CPU-side path (`auto`: JS optimizer and fused kernels, what wasm and cpu train with) and on the
  * tfjs-op path (`off`: what GPU backends run), plus the kernels that dispatch work on a GPU
  * (everything except Reshape and Identity, which only relabel a buffer).
- * Run alone: node --import tsx bench/kernels.ts [cpu|wasm]
+ * On webgpu (a software Vulkan works: UPS_WEBGPU_ALLOW_SOFTWARE=1) it also counts the GPU
+ * dispatches (programs recorded into the compute pass).
+ * `npm run bench -- kernels` (wasm) writes bench/results/kernels.json.
+ * Run alone: node --import tsx bench/kernels.ts [wasm|cpu|webgpu] [batch]
  */
 import {fileURLToPath} from 'node:url'
 
@@ -117,31 +120,41 @@ export async function countStepKernels(stage: KernelStage, fused: FusedMode, bat
   }
 }
 
-/** The counts before this change (same harness, per-variable optimizer/clip/EMA, unfused layers), cpu. */
-export const BEFORE: Record<`${KernelStage}/${'auto' | 'off'}`, number> = {
-  'operator/auto': 0,
-  'operator/off': 0,
-  'diff_residual/auto': 0,
-  'diff_residual/off': 0,
-  'consistency_distill/auto': 0,
-  'consistency_distill/off': 0,
+type Before = Record<`${KernelStage}/${'auto' | 'off'}`, number>
+
+/**
+ * The counts before the flat optimizer and the fused layers: this harness run on the previous
+ * code (per-variable update, clipping and EMA; LayerNorm/RMSNorm as plain ops), batch 64.
+ */
+export const BEFORE: Record<'cpu' | 'wasm', Before> = {
+  cpu: {'operator/auto': 2523, 'operator/off': 3783, 'diff_residual/auto': 582, 'diff_residual/off': 666, 'consistency_distill/auto': 1172, 'consistency_distill/off': 1256},
+  wasm: {'operator/auto': 2551, 'operator/off': 3811, 'diff_residual/auto': 585, 'diff_residual/off': 669, 'consistency_distill/auto': 1175, 'consistency_distill/off': 1259},
 }
 
-export async function benchKernels(backend: 'cpu' | 'wasm' = 'cpu', log: (line: string) => void = (l) => console.log(l)): Promise<{backend: string; batch: number; rows: KernelCount[]; before: typeof BEFORE; goal: string}> {
+export interface KernelBenchResult {
+  backend: string
+  batch: number
+  rows: Array<KernelCount & {before?: number}>
+  goal: string
+}
+
+/** Every stage on both paths (cpu/wasm), or the GPU path on webgpu (with dispatch counts). */
+export async function benchKernels(backend: 'cpu' | 'wasm' | 'webgpu' = 'wasm', log: (line: string) => void = (l) => console.log(l), batch = BATCH): Promise<KernelBenchResult> {
   await resolveBackend(backend)
-  const rows: KernelCount[] = []
+  const rows: KernelBenchResult['rows'] = []
   for (const stage of KERNEL_STAGES) {
-    for (const fused of ['auto', 'off'] as const) {
-      const r = await countStepKernels(stage, fused)
-      rows.push(r)
-      const before = BEFORE[`${stage}/${fused}`]
-      log(`${stage} (${fused === 'auto' ? 'wasm/cpu path' : 'tfjs-op path'}): ${r.kernels} kernels/step (${r.computeKernels} without Reshape/Identity)${before ? `, before ${before}` : ''}`)
+    for (const fused of backend === 'webgpu' ? (['auto'] as const) : (['auto', 'off'] as const)) {
+      const r = await countStepKernels(stage, fused, batch)
+      const before = backend === 'webgpu' ? undefined : BEFORE[backend][`${stage}/${fused}`]
+      rows.push({...r, ...(before ? {before} : {})})
+      const path = backend === 'webgpu' ? 'webgpu' : fused === 'auto' ? 'wasm/cpu path' : 'tfjs-op path'
+      log(`${stage} (${path}): ${r.kernels} kernels/step (${r.computeKernels} without Reshape/Identity)${r.dispatches !== undefined ? `, ${r.dispatches} GPU dispatches` : ''}${before ? `, before ${before}` : ''}`)
     }
   }
-  return {backend, batch: BATCH, rows, before: BEFORE, goal: 'operator step <= 400 kernels (from 3,423)'}
+  return {backend, batch, rows, goal: 'operator step <= 400 kernels (from 3,423)'}
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const b = process.argv[2] === 'wasm' ? 'wasm' : 'cpu'
-  await benchKernels(b)
+  const b = (['cpu', 'wasm', 'webgpu'] as const).find((x) => x === process.argv[2]) ?? 'wasm'
+  console.log(JSON.stringify(await benchKernels(b, undefined, Number(process.argv[3] ?? BATCH))))
 }

@@ -13,6 +13,7 @@ type Bench = () => Promise<unknown>
 const BENCHES: Record<string, Bench> = {
   startup: async () => (await import('./startup.js')).benchStartup(),
   training: async () => (await import('./training.js')).benchTraining(),
+  kernels: async () => (await import('./kernels.js')).benchKernels(),
   data: async () => (await import('./data.js')).benchData(),
   estimate: async () => (await import('./estimate.js')).benchEstimate(),
   // Minutes of training: run on its own with `npm run bench:quality`.
