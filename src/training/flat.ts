@@ -38,7 +38,7 @@ export class FlatLayout {
 
   /** The gradients as one flat tensor (missing ones as zeros). */
   concatGrads(grads: Grads): tf.Tensor1D {
-    return this.concat(this.names.map((n, i) => grads.get(n) ?? tf.zeros([this.sizes[i]])))
+    return tf.tidy(() => this.concat(this.names.map((n, i) => grads.get(n) ?? tf.zeros([this.sizes[i]]))))
   }
 
   /** The gradients as one flat array, read synchronously (CPU-side backends). */

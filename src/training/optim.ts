@@ -63,7 +63,7 @@ export class Optimizer {
     this.lr = config.lr
     this.layout = new FlatLayout(store)
     const names = config.type === 'sgd' ? ((config.momentum ?? 0) > 0 ? ['momentum'] : []) : ['m', 'v']
-    for (const s of names) this.slots.set(s, tf.variable(tf.zeros([this.layout.size]), false))
+    for (const s of names) this.slots.set(s, tf.tidy(() => tf.variable(tf.zeros([this.layout.size]), false)))
   }
 
   get type(): OptimizerType {
@@ -154,7 +154,7 @@ export class Optimizer {
         }
         next[i] = pv[i] - g * lr
       }
-      if (buf && nb) buf.assign(tf.tensor1d(nb))
+      if (buf && nb) assignArray(buf, nb)
     } else {
       const m = this.slots.get('m')!
       const v = this.slots.get('v')!
@@ -170,8 +170,8 @@ export class Optimizer {
         nv[i] = vi
         next[i] = pv[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize
       }
-      m.assign(tf.tensor1d(nm))
-      v.assign(tf.tensor1d(nv))
+      assignArray(m, nm)
+      assignArray(v, nv)
     }
     this.layout.assignFromArray(next)
     return next
@@ -208,7 +208,7 @@ export class Optimizer {
       })
     }
     const missing = (name: string) => new UserError(`The checkpoint lacks optimizer slot ${name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
-    for (const [s, v] of this.slots) v.assign(tf.tensor1d(this.layout.fromNamed(arrays, `${prefix}${s}/`, missing)))
+    for (const [s, v] of this.slots) assignArray(v, this.layout.fromNamed(arrays, `${prefix}${s}/`, missing))
     this.step = state.step
     this.lr = state.lr
   }
@@ -217,6 +217,11 @@ export class Optimizer {
     for (const v of this.slots.values()) v.dispose()
     this.slots.clear()
   }
+}
+
+/** v <- data, freeing the upload (assign shares its buffer; the tensor object itself is tidied). */
+export function assignArray(v: tf.Variable, data: Float32Array): void {
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')))
 }
 
 export function createOptimizer(store: ParamStore, config: OptimizerConfig): Optimizer {

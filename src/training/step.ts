@@ -9,7 +9,7 @@ import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import {FlatLayout} from './flat.js'
 import {useFusedKernels} from './fused.js'
-import type {Flat, Grads, Optimizer} from './optim.js'
+import {assignArray, type Flat, type Grads, type Optimizer} from './optim.js'
 import type {ParamStore} from './params.js'
 
 export interface StepContext {
@@ -266,7 +266,7 @@ export class Ema {
 
   constructor(store: ParamStore, readonly decay: number) {
     this.layout = new FlatLayout(store)
-    this.shadow = tf.variable(this.layout.concat(this.layout.vars), false)
+    this.shadow = tf.tidy(() => tf.variable(this.layout.concat(this.layout.vars), false))
   }
 
   /** Folds in the store's current weights. */
@@ -288,7 +288,7 @@ export class Ema {
       const s = this.shadow.dataSync() as Float32Array
       const next = new Float32Array(s.length)
       for (let i = 0; i < s.length; i++) next[i] = s[i] * d + params[i] * (1 - d)
-      this.shadow.assign(tf.tensor1d(next))
+      assignArray(this.shadow, next)
       return
     }
     tf.tidy(() => this.shadow.assign(tf.add(tf.mul(this.shadow, d), tf.mul(params, 1 - d))))
@@ -305,7 +305,7 @@ export class Ema {
 
   importArrays(arrays: NamedArray[], prefix = ''): void {
     const missing = (name: string) => new UserError(`The checkpoint lacks EMA weight ${name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
-    this.shadow.assign(tf.tensor1d(this.layout.fromNamed(arrays, prefix, missing)))
+    assignArray(this.shadow, this.layout.fromNamed(arrays, prefix, missing))
   }
 
   /** Runs `fn` with the EMA weights swapped into the model (for validation), then swaps back. */
