@@ -131,10 +131,17 @@ export const BEFORE: Record<'cpu' | 'wasm', Before> = {
   wasm: {'operator/auto': 2551, 'operator/off': 3811, 'diff_residual/auto': 585, 'diff_residual/off': 669, 'consistency_distill/auto': 1175, 'consistency_distill/off': 1259},
 }
 
+/** The same on webgpu (software Vulkan, lavapipe): kernels and GPU dispatches per step, batch 64. */
+export const BEFORE_WEBGPU: Record<KernelStage, {kernels: number; dispatches: number}> = {
+  operator: {kernels: 3783, dispatches: 2850},
+  diff_residual: {kernels: 666, dispatches: 487},
+  consistency_distill: {kernels: 1256, dispatches: 828},
+}
+
 export interface KernelBenchResult {
   backend: string
   batch: number
-  rows: Array<KernelCount & {before?: number}>
+  rows: Array<KernelCount & {before?: number; dispatchesBefore?: number}>
   goal: string
 }
 
@@ -145,10 +152,11 @@ export async function benchKernels(backend: 'cpu' | 'wasm' | 'webgpu' = 'wasm', 
   for (const stage of KERNEL_STAGES) {
     for (const fused of backend === 'webgpu' ? (['auto'] as const) : (['auto', 'off'] as const)) {
       const r = await countStepKernels(stage, fused, batch)
-      const before = backend === 'webgpu' ? undefined : BEFORE[backend][`${stage}/${fused}`]
-      rows.push({...r, ...(before ? {before} : {})})
+      const before = backend === 'webgpu' ? BEFORE_WEBGPU[stage].kernels : BEFORE[backend][`${stage}/${fused}`]
+      const dispatchesBefore = backend === 'webgpu' ? BEFORE_WEBGPU[stage].dispatches : undefined
+      rows.push({...r, before, ...(dispatchesBefore ? {dispatchesBefore} : {})})
       const path = backend === 'webgpu' ? 'webgpu' : fused === 'auto' ? 'wasm/cpu path' : 'tfjs-op path'
-      log(`${stage} (${path}): ${r.kernels} kernels/step (${r.computeKernels} without Reshape/Identity)${r.dispatches !== undefined ? `, ${r.dispatches} GPU dispatches` : ''}${before ? `, before ${before}` : ''}`)
+      log(`${stage} (${path}): ${r.kernels} kernels/step (${r.computeKernels} without Reshape/Identity)${r.dispatches !== undefined ? `, ${r.dispatches} GPU dispatches (before ${dispatchesBefore})` : ''}, before ${before} kernels`)
     }
   }
   return {backend, batch, rows, goal: 'operator step <= 400 kernels (from 3,423)'}
