@@ -13,6 +13,9 @@ type Bench = () => Promise<unknown>
 const BENCHES: Record<string, Bench> = {
   startup: async () => (await import('./startup.js')).benchStartup(),
   training: async () => (await import('./training.js')).benchTraining(),
+  kernels: async () => (await import('./kernels.js')).benchKernels(),
+  // Needs a WebGPU adapter (a software one with UPS_WEBGPU_ALLOW_SOFTWARE=1): only when asked for by name.
+  'kernels-webgpu': async () => (await import('./kernels.js')).benchKernels('webgpu'),
   data: async () => (await import('./data.js')).benchData(),
   estimate: async () => (await import('./estimate.js')).benchEstimate(),
   // Minutes of training: run on its own with `npm run bench:quality`.
@@ -23,8 +26,8 @@ const BENCHES: Record<string, Bench> = {
 
 const RESULTS = new URL('results/', import.meta.url).pathname
 const wanted = process.argv.slice(2)
-// quality and scale train for minutes: only when asked for by name (npm run bench:quality, npm run bench -- scale).
-const names = wanted.length > 0 ? wanted : Object.keys(BENCHES).filter((n) => n !== 'quality' && n !== 'scale')
+// quality and scale train for minutes, kernels-webgpu needs an adapter: only when asked for by name.
+const names = wanted.length > 0 ? wanted : Object.keys(BENCHES).filter((n) => n !== 'quality' && n !== 'scale' && n !== 'kernels-webgpu')
 const unknown = names.filter((n) => !BENCHES[n])
 if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`)

@@ -35,6 +35,23 @@ export function useFusedAttention(): boolean {
   return mode === 'on'
 }
 
+let reference = false
+
+/**
+ * The layers as first written (LayerNorm, RMSNorm and the attention scale as plain tfjs ops with
+ * tfjs's own gradients): the reference the customGrad formulations are tested against. Returns
+ * the previous setting.
+ */
+export function setReferenceLayers(on: boolean): boolean {
+  const prev = reference
+  reference = on
+  return prev
+}
+
+export function useReferenceLayers(): boolean {
+  return reference
+}
+
 /** True when tensors live in JS-reachable memory (wasm, cpu), so JS kernels are cheap to call. */
 export function useFusedKernels(): boolean {
   if (mode !== 'auto') return mode === 'on'

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 
+import {useReferenceLayers} from './fused.js'
 import type {ParamStore} from './params.js'
 import type {Rng} from './rng.js'
 
@@ -21,11 +22,12 @@ const onesRows = new Map<string, tf.Tensor2D>()
 
 /**
  * Sum over rows of dy [N, M] as ones[1, N] @ dy: on wasm a reduction over axis 0 transposes first
- * (~30x slower than this plain matMul). Elsewhere tf.sum.
+ * (~30x slower than this plain matMul), on webgpu it is two dispatches. On cpu tf.sum.
  */
 export function columnSums(dy: tf.Tensor2D): tf.Tensor1D {
   const backend = tf.getBackend()
-  if (backend !== 'wasm') return tf.sum(dy, 0)
+  // webgpu too: its reduction over axis 0 is a transpose program plus a reduce program.
+  if (backend === 'cpu') return tf.sum(dy, 0)
   const n = dy.shape[0]
   const key = `${backend}:${n}`
   let ones = onesRows.get(key)
@@ -36,15 +38,29 @@ export function columnSums(dy: tf.Tensor2D): tf.Tensor1D {
   return tf.matMul(ones, dy).reshape([dy.shape[1]]) as tf.Tensor1D
 }
 
-/** x[N,I] @ w[I,O] + b[O] with a backward made of explicit transposes and plain matMuls. */
+/**
+ * The two backward products of y = a @ b: dy @ b^T and a^T @ dy. On wasm with explicit transposes
+ * and plain matMuls (its transposed matMul is ~10x slower); elsewhere the transpose flags, which
+ * cost no extra kernel.
+ */
+function matMulGrads<T extends tf.Tensor>(dy: T, a: T, b: T): [T, T] {
+  if (tf.getBackend() !== 'wasm') return [tf.matMul(dy, b, false, true) as T, tf.matMul(a, dy, true, false) as T]
+  const perm = a.rank === 3 ? [0, 2, 1] : [1, 0]
+  return [tf.matMul(dy, tf.transpose(b, perm)) as T, tf.matMul(tf.transpose(a, perm), dy) as T]
+}
+
+/**
+ * x[N,I] @ w[I,O] + b[O] with a hand-written backward (matMulGrads). A weight that is a variable is
+ * read in the backward directly (it cannot change within a step): saving it would cost a kernel.
+ */
 export const linearOp = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
-  save([x, w])
+  save(w instanceof tf.Variable ? [x] : [x, w])
   const value = tf.fused.matMul({a: x, b: w, bias: b})
   return {
     value,
     gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as tf.Tensor2D[]
-      return [tf.matMul(dy, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy), columnSums(dy)]
+      const [sx, sw = w] = saved as tf.Tensor2D[]
+      return [...matMulGrads(dy, sx, sw), columnSums(dy)]
     },
   }
 }) as unknown as CG) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D
@@ -54,10 +70,7 @@ export const matmul2d = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf
   save([a, b])
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as tf.Tensor2D[]
-      return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)]
-    },
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => matMulGrads(dy, saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D),
   }
 }) as unknown as CG) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D
 
@@ -66,10 +79,7 @@ export const bmm = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: tf.Grad
   save([a, b])
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as tf.Tensor3D[]
-      return [tf.matMul(dy, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), dy)]
-    },
+    gradFunc: (dy: tf.Tensor3D, saved: tf.Tensor[]) => matMulGrads(dy, saved[0] as tf.Tensor3D, saved[1] as tf.Tensor3D),
   }
 }) as unknown as CG) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D
 
@@ -80,6 +90,25 @@ export function constMatmul(x: tf.Tensor2D, m: tf.Tensor2D, mT: tf.Tensor2D): tf
     gradFunc: (dy: tf.Tensor2D) => tf.matMul(dy, mT),
   })) as unknown as CG)
   return f(x) as tf.Tensor2D
+}
+
+/**
+ * x.reshape(shape) with a gradient that reshapes back: tfjs's own Reshape gradient saves the input
+ * (one more kernel per reshape on the tape). Same values.
+ */
+export function view<T extends tf.Tensor>(x: tf.Tensor, shape: number[]): T {
+  const f = tf.customGrad(((a: tf.Tensor) => ({value: tf.reshape(a, shape), gradFunc: (dy: tf.Tensor) => tf.reshape(dy, a.shape)})) as unknown as CG)
+  return f(x) as T
+}
+
+/** x viewed as `shape`, transposed by `perm`, viewed as `out`: one node, no saved tensors. */
+export function permute<T extends tf.Tensor>(x: tf.Tensor, shape: number[], perm: number[], out: number[]): T {
+  const inverse = perm.map((_, i) => perm.indexOf(i))
+  const f = tf.customGrad(((a: tf.Tensor) => {
+    const t = tf.transpose(tf.reshape(a, shape), perm)
+    return {value: tf.reshape(t, out), gradFunc: (dy: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(dy, t.shape), inverse), a.shape)}
+  }) as unknown as CG)
+  return f(x) as T
 }
 
 export interface Linear {
@@ -100,12 +129,60 @@ export interface Norm {
   apply(x: tf.Tensor2D): tf.Tensor2D
 }
 
+/**
+ * LayerNorm as one customGrad: the forward's 9 ops, and a hand-written backward of ~12 instead of
+ * tfjs's ~40 (every broadcast op's gradient adds a reshape, a cast and a reduction), saving 3
+ * tensors instead of ~12. dx = r (dxh - mean(dxh) - xhat mean(dxh xhat)), dxh = dy g.
+ */
+function layerNormOp(eps: number): (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D {
+  return tf.customGrad(((x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const xc = tf.sub(x, tf.mean(x, -1, true))
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps))
+    const xhat = tf.mul(xc, r)
+    save(g instanceof tf.Variable ? [xhat, r] : [xhat, r, g])
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [xh, rr, gg = g] = saved
+        const dxh = tf.mul(dy, gg)
+        const inner = tf.sub(tf.sub(dxh, tf.mean(dxh, -1, true)), tf.mul(xh, tf.mean(tf.mul(dxh, xh), -1, true)))
+        return [tf.mul(inner, rr), columnSums(tf.mul(dy, xh) as tf.Tensor2D), columnSums(dy)]
+      },
+    }
+  }) as unknown as CG) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D
+}
+
+/**
+ * RMSNorm times a constant `scale` (the attention folds 1/sqrt(head_dim) into q's norm) as one
+ * customGrad: dx = r (dxh - xhat mean(dxh xhat)), dxh = dy g scale.
+ */
+function rmsNormOp(eps: number, scale: number): (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D {
+  return tf.customGrad(((x: tf.Tensor2D, g: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))
+    const xhat = tf.mul(x, r)
+    const gs = scale === 1 ? g : tf.mul(g, scale)
+    save(g instanceof tf.Variable ? [xhat, r] : [xhat, r, g])
+    return {
+      value: tf.mul(xhat, gs),
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [xh, rr, gv = g] = saved
+        const dxh = tf.mul(dy, scale === 1 ? gv : tf.mul(gv, scale))
+        const dx = tf.mul(tf.sub(dxh, tf.mul(xh, tf.mean(tf.mul(dxh, xh), -1, true))), rr)
+        const dg = columnSums(tf.mul(dy, xh) as tf.Tensor2D)
+        return [dx, scale === 1 ? dg : tf.mul(dg, scale)]
+      },
+    }
+  }) as unknown as CG) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D
+}
+
 /** LayerNorm over the last axis of a 2-D tensor. */
 export function createLayerNorm(store: ParamStore, name: string, dim: number, eps = 1e-5, gain: 'ones' | 'zeros' = 'ones'): Norm {
-  const g = store.add(`${name}/g`, [dim], {kind: gain})
-  const b = store.add(`${name}/b`, [dim], {kind: 'zeros'})
+  const g = store.add(`${name}/g`, [dim], {kind: gain}) as tf.Variable<tf.Rank.R1>
+  const b = store.add(`${name}/b`, [dim], {kind: 'zeros'}) as tf.Variable<tf.Rank.R1>
+  const op = layerNormOp(eps)
   return {
     apply: (x) => {
+      if (!useReferenceLayers()) return op(x, g, b)
       const mean = tf.mean(x, -1, true)
       const xc = tf.sub(x, mean)
       const variance = tf.mean(tf.square(xc), -1, true)
@@ -114,12 +191,25 @@ export function createLayerNorm(store: ParamStore, name: string, dim: number, ep
   }
 }
 
+export interface ScaledNorm extends Norm {
+  /** The norm's output times a constant (folded into the gain). */
+  applyScaled(x: tf.Tensor2D, scale: number): tf.Tensor2D
+}
+
 /** RMSNorm over the last axis (no mean subtraction), with a learned gain. */
-export function createRmsNorm(store: ParamStore, name: string, dim: number, eps = 1e-6): Norm {
-  const g = store.add(`${name}/g`, [dim], {kind: 'ones'})
-  return {
-    apply: (x) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), g) as tf.Tensor2D,
+export function createRmsNorm(store: ParamStore, name: string, dim: number, eps = 1e-6): ScaledNorm {
+  const g = store.add(`${name}/g`, [dim], {kind: 'ones'}) as tf.Variable<tf.Rank.R1>
+  const ops = new Map<number, (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D>()
+  const applyScaled = (x: tf.Tensor2D, scale: number): tf.Tensor2D => {
+    if (useReferenceLayers()) {
+      const y = tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), g) as tf.Tensor2D
+      return scale === 1 ? y : (tf.mul(y, scale) as tf.Tensor2D)
+    }
+    let op = ops.get(scale)
+    if (!op) ops.set(scale, (op = rmsNormOp(eps, scale)))
+    return op(x, g)
   }
+  return {apply: (x) => applyScaled(x, 1), applyScaled}
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI)

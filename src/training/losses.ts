@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 
-import {constMatmul} from './layers.js'
+import {constMatmul, permute, view} from './layers.js'
 
 export interface LossWeights {
   lambdaSpectral?: number
@@ -66,7 +66,7 @@ export function energySpectrum(x: tf.Tensor): tf.Tensor2D {
   const [b, n] = x.shape
   const rest = x.shape.slice(2)
   const perm = [0, ...rest.map((_, i) => i + 2), 1]
-  const rows = x.rank > 2 ? (tf.transpose(x, perm).reshape([-1, n]) as tf.Tensor2D) : (x.reshape([b, n]) as tf.Tensor2D)
+  const rows = x.rank > 2 ? permute<tf.Tensor2D>(x, x.shape, perm, [-1, n]) : view<tf.Tensor2D>(x, [b, n])
   const t = dft(n)
   const re = constMatmul(rows, t.cos, t.cosT)
   const im = constMatmul(rows, t.sin, t.sinT)

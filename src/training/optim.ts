@@ -1,6 +1,7 @@
 /**
- * Optimizers over our ParamStore (not tf.train.*): their slots are named after our parameters so
- * the whole state goes into a checkpoint and comes back bit-exactly. Semantics follow PyTorch:
+ * Optimizers over our ParamStore (not tf.train.*): their state is flat (one buffer per slot over
+ * all parameters), checkpointed as one array per parameter named after it, so the whole state goes
+ * into a checkpoint and comes back bit-exactly. Semantics follow PyTorch:
  *   adam:  L2 weight decay added to the gradient; bias-corrected moments
  *   adamw: decoupled weight decay p <- p * (1 - lr * wd) before the Adam update
  *   sgd:   momentum buffer b <- mu * b + g (b = g on the first step), optional Nesterov
@@ -10,7 +11,8 @@ import * as tf from '@tensorflow/tfjs'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import {useFusedKernels} from './fused.js'
-import {type ParamStore, readArrays} from './params.js'
+import {FlatLayout} from './flat.js'
+import type {ParamStore} from './params.js'
 
 export type OptimizerType = 'adam' | 'adamw' | 'sgd'
 
@@ -33,15 +35,24 @@ export interface OptimizerState {
 
 export type Grads = Map<string, tf.Tensor>
 
+/** A flat buffer of every parameter: a tensor on GPU backends, a JS array on CPU-side ones. */
+export type Flat = tf.Tensor1D | Float32Array
+
+/**
+ * One update over the flat parameter buffer (flat.ts): the moments (or momentum) are one flat
+ * variable per slot, so a step is a handful of kernels however many parameter tensors there are.
+ * On wasm and cpu (`useFusedKernels`) the update is one JS loop over the flat arrays instead.
+ */
 export class Optimizer {
   /** Current learning rate; the scheduler sets it. */
   lr: number
   /** Number of updates applied. */
   step = 0
+  readonly layout: FlatLayout
+  /** Slot name (m, v, momentum) -> flat variable [layout.size]. */
   private readonly slots = new Map<string, tf.Variable>()
-  private readonly slotNames: string[]
 
-  constructor(private readonly store: ParamStore, readonly config: OptimizerConfig) {
+  constructor(store: ParamStore, readonly config: OptimizerConfig) {
     if (!['adam', 'adamw', 'sgd'].includes(config.type)) {
       throw new UserError(`Unknown optimizer "${config.type}".`, {
         code: 'TRAIN_OPTIMIZER_UNKNOWN',
@@ -50,10 +61,9 @@ export class Optimizer {
       })
     }
     this.lr = config.lr
-    this.slotNames = config.type === 'sgd' ? ((config.momentum ?? 0) > 0 ? ['momentum'] : []) : ['m', 'v']
-    for (const [name, v] of store.entries()) {
-      for (const s of this.slotNames) this.slots.set(`${s}/${name}`, tf.variable(tf.zerosLike(v), false))
-    }
+    this.layout = new FlatLayout(store)
+    const names = config.type === 'sgd' ? ((config.momentum ?? 0) > 0 ? ['momentum'] : []) : ['m', 'v']
+    for (const s of names) this.slots.set(s, tf.tidy(() => tf.variable(tf.zeros([this.layout.size]), false)))
   }
 
   get type(): OptimizerType {
@@ -62,118 +72,131 @@ export class Optimizer {
 
   /** Applies one update from gradients keyed by parameter name (missing = zero gradient). */
   apply(grads: Grads): void {
-    this.step += 1
-    const t = this.step
-    const {lr} = this
-    const wd = this.config.weightDecay ?? 0
-    if (useFusedKernels()) {
-      this.applyFused(grads, t, lr, wd)
-      return
-    }
-    tf.tidy(() => {
-      for (const [name, p] of this.store.entries()) {
-        let g = grads.get(name) ?? tf.zerosLike(p)
-        if (this.type === 'sgd') {
-          if (wd > 0) g = tf.add(g, tf.mul(p, wd))
-          const mu = this.config.momentum ?? 0
-          if (mu > 0) {
-            const buf = this.slots.get(`momentum/${name}`)!
-            const next = t === 1 ? g : tf.add(tf.mul(buf, mu), g)
-            buf.assign(next)
-            g = this.config.nesterov ? tf.add(g, tf.mul(next, mu)) : next
-          }
-          p.assign(tf.sub(p, tf.mul(g, lr)))
-          continue
-        }
-        const [b1, b2] = this.config.betas ?? [0.9, 0.999]
-        const eps = this.config.eps ?? 1e-8
-        let param: tf.Tensor = p
-        if (this.type === 'adamw' && wd > 0) param = tf.mul(p, 1 - lr * wd)
-        if (this.type === 'adam' && wd > 0) g = tf.add(g, tf.mul(p, wd))
-        const m = this.slots.get(`m/${name}`)!
-        const v = this.slots.get(`v/${name}`)!
-        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)))
-        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)))
-        const bc1 = 1 - b1 ** t
-        const bc2 = 1 - b2 ** t
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps)
-        p.assign(tf.sub(param, tf.mul(tf.div(m, denom), lr / bc1)))
-      }
-    })
+    const flat = useFusedKernels() ? this.layout.readGrads(grads) : this.layout.concatGrads(grads)
+    const next = this.applyFlat(flat)
+    if (!(next instanceof Float32Array)) next.dispose()
+    if (!(flat instanceof Float32Array)) flat.dispose()
   }
 
   /**
-   * The same update as one JS loop per parameter (wasm, cpu): ~15 tiny tfjs ops per parameter
-   * become three reads and three writes, which is most of the optimizer's cost at our sizes.
-   * Arithmetic in float64, stored as float32 (the op path rounds after every op: results agree
-   * to float32 rounding, not bit for bit; each path is deterministic on its own).
+   * One update from the flat gradient times `scale` (clipping, 1 / micro-batches). Returns the
+   * new flat parameters (the EMA folds them in; a tensor is the caller's to dispose).
    */
-  private applyFused(grads: Grads, t: number, lr: number, wd: number): void {
+  applyFlat(grad: Flat, scale = 1): Flat {
+    this.step += 1
+    return grad instanceof Float32Array ? this.applyJs(grad, scale) : this.applyOps(grad, scale)
+  }
+
+  private hyper() {
+    const t = this.step
     const [b1, b2] = this.config.betas ?? [0.9, 0.999]
-    const eps = this.config.eps ?? 1e-8
-    const mu = this.config.momentum ?? 0
-    const bc1 = 1 - b1 ** t
-    const sqrtBc2 = Math.sqrt(1 - b2 ** t)
+    const wd = this.config.weightDecay ?? 0
+    return {
+      t, b1, b2, wd, lr: this.lr, eps: this.config.eps ?? 1e-8, mu: this.config.momentum ?? 0,
+      bc1: 1 - b1 ** t, sqrtBc2: Math.sqrt(1 - b2 ** t),
+    }
+  }
+
+  /** The per-parameter semantics of the header as tfjs ops over the flat buffer (GPU backends). */
+  private applyOps(grad: tf.Tensor1D, scale: number): tf.Tensor1D {
+    const {t, b1, b2, wd, lr, eps, mu, bc1, sqrtBc2} = this.hyper()
+    const next = tf.tidy(() => {
+      const p = this.layout.concat(this.layout.vars)
+      let g: tf.Tensor = scale === 1 ? grad : tf.mul(grad, scale)
+      if (this.type === 'sgd') {
+        if (wd > 0) g = tf.add(g, tf.mul(p, wd))
+        if (mu > 0) {
+          const buf = this.slots.get('momentum')!
+          const b = t === 1 ? g : tf.add(tf.mul(buf, mu), g)
+          buf.assign(b as tf.Tensor1D)
+          g = this.config.nesterov ? tf.add(g, tf.mul(b, mu)) : b
+        }
+        return tf.sub(p, tf.mul(g, lr)) as tf.Tensor1D
+      }
+      const param = this.type === 'adamw' && wd > 0 ? tf.mul(p, 1 - lr * wd) : p
+      if (this.type === 'adam' && wd > 0) g = tf.add(g, tf.mul(p, wd))
+      const m = this.slots.get('m')!
+      const v = this.slots.get('v')!
+      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)))
+      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)))
+      const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps)
+      return tf.sub(param, tf.mul(tf.div(m, denom), lr / bc1)) as tf.Tensor1D
+    })
+    this.layout.assignFrom(next)
+    return next
+  }
+
+  /**
+   * The same update as one JS loop (wasm, cpu): arithmetic in float64, stored as float32. The
+   * gradient scale is applied as a float32 multiply (what tf.mul does), so an unclipped and a
+   * clipped step see the same gradient as the op path.
+   */
+  private applyJs(gv: Float32Array, scale: number): Float32Array {
+    const {t, b1, b2, wd, lr, eps, mu, bc1, sqrtBc2} = this.hyper()
     const stepSize = lr / bc1
     const decay = this.type === 'adamw' && wd > 0 ? 1 - lr * wd : 1
     const l2 = this.type !== 'adamw' ? wd : 0
-    tf.tidy(() => {
-      for (const [name, p] of this.store.entries()) {
-        const pv = p.dataSync() as Float32Array
-        const gt = grads.get(name)
-        const gv = gt ? (gt.dataSync() as Float32Array) : new Float32Array(pv.length)
-        const next = new Float32Array(pv.length)
-        if (this.type === 'sgd') {
-          const buf = mu > 0 ? this.slots.get(`momentum/${name}`)! : null
-          const bv = buf ? (buf.dataSync() as Float32Array) : null
-          const nb = buf ? new Float32Array(pv.length) : null
-          for (let i = 0; i < pv.length; i++) {
-            let g = gv[i] + (l2 > 0 ? pv[i] * l2 : 0)
-            if (nb && bv) {
-              const b = t === 1 ? g : bv[i] * mu + g
-              nb[i] = b
-              g = this.config.nesterov ? g + b * mu : b
-            }
-            next[i] = pv[i] - g * lr
-          }
-          if (buf && nb) buf.assign(tf.tensor(nb, buf.shape, 'float32'))
-        } else {
-          const m = this.slots.get(`m/${name}`)!
-          const v = this.slots.get(`v/${name}`)!
-          const mv = m.dataSync() as Float32Array
-          const vv = v.dataSync() as Float32Array
-          const nm = new Float32Array(pv.length)
-          const nv = new Float32Array(pv.length)
-          for (let i = 0; i < pv.length; i++) {
-            const g = gv[i] + (l2 > 0 ? pv[i] * l2 : 0)
-            const mi = mv[i] * b1 + g * (1 - b1)
-            const vi = vv[i] * b2 + g * g * (1 - b2)
-            nm[i] = mi
-            nv[i] = vi
-            next[i] = pv[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize
-          }
-          m.assign(tf.tensor(nm, m.shape, 'float32'))
-          v.assign(tf.tensor(nv, v.shape, 'float32'))
+    const s32 = Math.fround(scale)
+    const pv = this.layout.readParams()
+    const n = pv.length
+    const next = new Float32Array(n)
+    const grad = (i: number): number => (scale === 1 ? gv[i] : Math.fround(gv[i] * s32)) + (l2 > 0 ? pv[i] * l2 : 0)
+    if (this.type === 'sgd') {
+      const buf = mu > 0 ? this.slots.get('momentum')! : null
+      const bv = buf ? (buf.dataSync() as Float32Array) : null
+      const nb = buf ? new Float32Array(n) : null
+      for (let i = 0; i < n; i++) {
+        let g = grad(i)
+        if (nb && bv) {
+          const b = t === 1 ? g : bv[i] * mu + g
+          nb[i] = b
+          g = this.config.nesterov ? g + b * mu : b
         }
-        p.assign(tf.tensor(next, p.shape, 'float32'))
+        next[i] = pv[i] - g * lr
       }
-    })
+      if (buf && nb) assignArray(buf, nb)
+    } else {
+      const m = this.slots.get('m')!
+      const v = this.slots.get('v')!
+      const mv = m.dataSync() as Float32Array
+      const vv = v.dataSync() as Float32Array
+      const nm = new Float32Array(n)
+      const nv = new Float32Array(n)
+      for (let i = 0; i < n; i++) {
+        const g = grad(i)
+        const mi = mv[i] * b1 + g * (1 - b1)
+        const vi = vv[i] * b2 + g * g * (1 - b2)
+        nm[i] = mi
+        nv[i] = vi
+        next[i] = pv[i] * decay - (mi / (Math.sqrt(vi) / sqrtBc2 + eps)) * stepSize
+      }
+      assignArray(m, nm)
+      assignArray(v, nv)
+    }
+    this.layout.assignFromArray(next)
+    return next
   }
 
+  private state(): OptimizerState {
+    return {type: this.type, step: this.step, lr: this.lr, config: this.config}
+  }
+
+  /** Per-parameter slot arrays (`<prefix><slot>/<param>`): the checkpoint format of every version. */
   exportState(prefix = 'optim/'): {state: OptimizerState; arrays: NamedArray[]} {
-    const arrays = [...this.slots.entries()].map(([name, v]) => ({
-      name: prefix + name,
-      shape: [...v.shape],
-      dtype: 'float32' as const,
-      data: v.dataSync() as Float32Array,
-    }))
-    return {state: {type: this.type, step: this.step, lr: this.lr, config: this.config}, arrays}
+    return {state: this.state(), arrays: this.named([...this.slots].map(([s, v]) => [s, v.dataSync() as Float32Array]), prefix)}
   }
 
   /** exportState() with asynchronous reads (required on webgpu). */
   async exportStateAsync(prefix = 'optim/'): Promise<{state: OptimizerState; arrays: NamedArray[]}> {
-    const arrays = await readArrays([...this.slots.entries()], prefix)
-    return {state: {type: this.type, step: this.step, lr: this.lr, config: this.config}, arrays}
+    const slots: Array<[string, Float32Array]> = []
+    for (const [s, v] of this.slots) slots.push([s, (await v.data()) as Float32Array])
+    return {state: this.state(), arrays: this.named(slots, prefix)}
+  }
+
+  /** Per parameter, each slot (the order the per-variable optimizer wrote). */
+  private named(slots: Array<[string, Float32Array]>, prefix: string): NamedArray[] {
+    const bySlot = slots.map(([s, data]) => this.layout.toNamed(data, `${prefix}${s}/`))
+    return this.layout.names.flatMap((_, i) => bySlot.map((arrays) => arrays[i]))
   }
 
   importState(state: OptimizerState, arrays: NamedArray[], prefix = 'optim/'): void {
@@ -184,12 +207,8 @@ export class Optimizer {
         exitCode: ExitCode.CHECK_FAILED,
       })
     }
-    const byName = new Map(arrays.map((a) => [a.name, a]))
-    for (const [name, v] of this.slots) {
-      const a = byName.get(prefix + name)
-      if (!a) throw new UserError(`The checkpoint lacks optimizer slot ${prefix + name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
-      v.assign(tf.tensor(a.data, a.shape, 'float32'))
-    }
+    const missing = (name: string) => new UserError(`The checkpoint lacks optimizer slot ${name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
+    for (const [s, v] of this.slots) assignArray(v, this.layout.fromNamed(arrays, `${prefix}${s}/`, missing))
     this.step = state.step
     this.lr = state.lr
   }
@@ -198,6 +217,11 @@ export class Optimizer {
     for (const v of this.slots.values()) v.dispose()
     this.slots.clear()
   }
+}
+
+/** v <- data, freeing the upload (assign shares its buffer; the tensor object itself is tidied). */
+export function assignArray(v: tf.Variable, data: Float32Array): void {
+  tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')))
 }
 
 export function createOptimizer(store: ParamStore, config: OptimizerConfig): Optimizer {

@@ -7,8 +7,10 @@ import * as tf from '@tensorflow/tfjs'
 
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
-import type {Grads, Optimizer} from './optim.js'
-import {type ParamStore, readArrays} from './params.js'
+import {FlatLayout} from './flat.js'
+import {useFusedKernels} from './fused.js'
+import {assignArray, type Flat, type Grads, type Optimizer} from './optim.js'
+import type {ParamStore} from './params.js'
 
 export interface StepContext {
   stage: string
@@ -202,89 +204,123 @@ export async function trainStepAsync(o: TrainStepOptions): Promise<TrainStepResu
 /** The second half of trainStep, for loops that feed the accumulator themselves. */
 export function applyAccumulated(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
   const {loss, grads} = acc.take()
+  let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    return update(loss, grads, globalNorm(grads), o)
+    flat = flatGrads(grads, o.optimizer)
+    const norm = flat instanceof Float32Array ? flatNorm(flat) : Math.sqrt(tf.tidy(() => tf.sum(tf.square(flat as tf.Tensor1D))).dataSync()[0])
+    return update(loss, flat, norm, o)
   } finally {
+    if (flat && !(flat instanceof Float32Array)) flat.dispose()
     tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
   }
 }
 
 export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): Promise<TrainStepResult> {
   const {loss, grads} = acc.take()
+  let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    return update(loss, grads, await globalNormAsync(grads), o)
+    flat = flatGrads(grads, o.optimizer)
+    const f = flat
+    const norm = f instanceof Float32Array ? flatNorm(f) : Math.sqrt(await readScalar(() => tf.sum(tf.square(f))))
+    return update(loss, flat, norm, o)
   } finally {
+    if (flat && !(flat instanceof Float32Array)) flat.dispose()
     tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
   }
 }
 
-function update(loss: number, grads: Grads, norm: number, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
-  if (!Number.isFinite(norm)) throw nonFiniteError('gradient norm', norm, o.context)
-  const clip = o.clipNorm && o.clipNorm > 0 ? clipByGlobalNorm(grads, o.clipNorm, norm) : {grads, norm, clipped: false}
-  o.optimizer.apply(clip.grads)
-  if (clip.grads !== grads) tf.dispose([...clip.grads.values()])
-  o.ema?.update()
-  return {loss, gradNorm: norm, clipped: clip.clipped}
+/** The gradients as one flat buffer: a JS array on wasm/cpu (no kernels), one concat elsewhere. */
+function flatGrads(grads: Grads, optimizer: Optimizer): Flat {
+  return useFusedKernels() ? optimizer.layout.readGrads(grads) : optimizer.layout.concatGrads(grads)
 }
 
-/** Exponential moving average of the weights: shadow <- decay * shadow + (1 - decay) * param. */
+function flatNorm(g: Float32Array): number {
+  let s = 0
+  for (let i = 0; i < g.length; i++) s += g[i] * g[i]
+  return Math.sqrt(s)
+}
+
+/** Norm check, clipping as a scale folded into the update (PyTorch's clip_grad_norm_), the EMA. */
+function update(loss: number, flat: Flat, norm: number, o: Omit<TrainStepOptions, 'lossFns'>): TrainStepResult {
+  if (!Number.isFinite(norm)) throw nonFiniteError('gradient norm', norm, o.context)
+  const clipped = Boolean(o.clipNorm && o.clipNorm > 0 && norm > o.clipNorm)
+  const next = o.optimizer.applyFlat(flat, clipped ? o.clipNorm! / (norm + 1e-6) : 1)
+  try {
+    o.ema?.updateFlat(next)
+  } finally {
+    if (!(next instanceof Float32Array)) next.dispose()
+  }
+  return {loss, gradNorm: norm, clipped}
+}
+
+/**
+ * Exponential moving average of the weights: shadow <- decay * shadow + (1 - decay) * param, over
+ * one flat shadow buffer (flat.ts); exported and imported as one array per parameter.
+ */
 export class Ema {
-  private readonly shadows = new Map<string, tf.Variable>()
+  private readonly layout: FlatLayout
+  private readonly shadow: tf.Variable<tf.Rank.R1>
   updates = 0
 
-  constructor(private readonly store: ParamStore, readonly decay: number) {
-    for (const [name, v] of store.entries()) this.shadows.set(name, tf.variable(v.clone(), false))
+  constructor(store: ParamStore, readonly decay: number) {
+    this.layout = new FlatLayout(store)
+    this.shadow = tf.tidy(() => tf.variable(this.layout.concat(this.layout.vars), false))
   }
 
+  /** Folds in the store's current weights. */
   update(): void {
+    const js = useFusedKernels()
+    const p = js ? this.layout.readParams() : this.layout.concat(this.layout.vars)
+    try {
+      this.updateFlat(p)
+    } finally {
+      if (!(p instanceof Float32Array)) p.dispose()
+    }
+  }
+
+  /** Folds in the weights given as one flat buffer (what the optimizer just wrote). */
+  updateFlat(params: Flat): void {
     this.updates += 1
-    tf.tidy(() => {
-      for (const [name, v] of this.store.entries()) {
-        const s = this.shadows.get(name)!
-        s.assign(tf.add(tf.mul(s, this.decay), tf.mul(v, 1 - this.decay)))
-      }
-    })
+    const d = this.decay
+    if (params instanceof Float32Array) {
+      const s = this.shadow.dataSync() as Float32Array
+      const next = new Float32Array(s.length)
+      for (let i = 0; i < s.length; i++) next[i] = s[i] * d + params[i] * (1 - d)
+      assignArray(this.shadow, next)
+      return
+    }
+    tf.tidy(() => this.shadow.assign(tf.add(tf.mul(this.shadow, d), tf.mul(params, 1 - d))))
   }
 
   exportArrays(prefix = ''): NamedArray[] {
-    return [...this.shadows.entries()].map(([name, v]) => ({
-      name: prefix + name,
-      shape: [...v.shape],
-      dtype: 'float32' as const,
-      data: v.dataSync() as Float32Array,
-    }))
+    return this.layout.toNamed(this.shadow.dataSync() as Float32Array, prefix)
   }
 
   /** exportArrays() with asynchronous reads (webgpu). */
   async exportArraysAsync(prefix = ''): Promise<NamedArray[]> {
-    return readArrays([...this.shadows.entries()], prefix)
+    return this.layout.toNamed((await this.shadow.data()) as Float32Array, prefix)
   }
 
   importArrays(arrays: NamedArray[], prefix = ''): void {
-    const byName = new Map(arrays.map((a) => [a.name, a]))
-    for (const [name, s] of this.shadows) {
-      const a = byName.get(prefix + name)
-      if (!a) throw new UserError(`The checkpoint lacks EMA weight ${prefix + name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
-      s.assign(tf.tensor(a.data, a.shape, 'float32'))
-    }
+    const missing = (name: string) => new UserError(`The checkpoint lacks EMA weight ${name}.`, {code: 'CHECKPOINT_MISMATCH', exitCode: ExitCode.CHECK_FAILED})
+    assignArray(this.shadow, this.layout.fromNamed(arrays, prefix, missing))
   }
 
   /** Runs `fn` with the EMA weights swapped into the model (for validation), then swaps back. */
   withEmaWeights<T>(fn: () => T): T {
-    const saved = new Map(this.store.entries().map(([name, v]) => [name, v.clone()]))
-    for (const [name, v] of this.store.entries()) v.assign(this.shadows.get(name)!)
+    const saved = this.layout.vars.map((v) => v.clone())
+    this.layout.assignFrom(this.shadow)
     try {
       return fn()
     } finally {
-      for (const [name, v] of this.store.entries()) v.assign(saved.get(name)!)
-      tf.dispose([...saved.values()])
+      this.layout.vars.forEach((v, i) => v.assign(saved[i]))
+      tf.dispose(saved)
     }
   }
 
   dispose(): void {
-    for (const v of this.shadows.values()) v.dispose()
-    this.shadows.clear()
+    this.shadow.dispose()
   }
 }

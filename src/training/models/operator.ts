@@ -22,11 +22,14 @@ import {
   dropout,
   gelu,
   type Linear,
+  permute,
+  view,
   type Norm,
+  type ScaledNorm,
   scalarEmbedding,
   silu,
 } from '../layers.js'
-import {fusedGroupAttention, useFusedAttention} from '../fused.js'
+import {fusedGroupAttention, useFusedAttention, useReferenceLayers} from '../fused.js'
 import type {ParamStore} from '../params.js'
 import type {ModelInfo} from './types.js'
 
@@ -66,7 +69,7 @@ export const OUT_NORM_EPS = 1
 interface Layer {
   attnNorm: Norm
   qkv: Linear
-  qNorm: Norm
+  qNorm: ScaledNorm
   kNorm: Norm
   out: Linear
   mlpNorm: Norm
@@ -165,12 +168,12 @@ export class LatentOperator implements ModelInfo {
     const groups = c / gs
     const hd = gs / heads
     const rows = batch * tokens * groups
-    const hN = L.attnNorm.apply(x).reshape([rows, gs]) as tf.Tensor2D
+    const hN = view<tf.Tensor2D>(L.attnNorm.apply(x), [rows, gs])
     const qkv = L.qkv.apply(hN)
     const merged = useFusedAttention()
       ? fusedGroupAttention(qkv, L.gq as tf.Tensor1D, L.gk as tf.Tensor1D, {batch, tokens, groups, heads, headDim: hd, eps: 1e-6})
       : this.attentionOps(L, qkv, batch, tokens)
-    const a = L.out.apply(merged).reshape([batch * tokens, c]) as tf.Tensor2D
+    const a = view<tf.Tensor2D>(L.out.apply(merged), [batch * tokens, c])
     const x1 = tf.add(x, dropout(a, this.options.dropout, ctx)) as tf.Tensor2D
     const m = L.fc2.apply(dropout(gelu(L.fc1.apply(L.mlpNorm.apply(x1))), this.options.dropout, ctx))
     return tf.add(x1, dropout(m, this.options.dropout, ctx)) as tf.Tensor2D
@@ -183,35 +186,38 @@ export class LatentOperator implements ModelInfo {
     const hd = gs / heads
     const rows = batch * tokens * groups
     const [q0, k0, v0] = tf.split(qkv, 3, 1) as tf.Tensor2D[]
-    const q = L.qNorm.apply(q0)
+    // The score scale 1/sqrt(hd) rides on q's norm (reference layers: a multiply of the scores).
+    const reference = useReferenceLayers()
+    const q = L.qNorm.applyScaled(q0, reference ? 1 : 1 / Math.sqrt(hd))
     const k = L.kNorm.apply(k0)
     // [B, T, G, H, hd] -> [B*G*H, T, hd]; keys pre-transposed to [B*G*H, hd, T].
     const n = batch * groups * heads
-    const qh = tf.transpose(q.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 1, 4]).reshape([n, tokens, hd]) as tf.Tensor3D
-    const kh = tf.transpose(k.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 4, 1]).reshape([n, hd, tokens]) as tf.Tensor3D
-    const vh = tf.transpose(v0.reshape([batch, tokens, groups, heads, hd]), [0, 2, 3, 1, 4]).reshape([n, tokens, hd]) as tf.Tensor3D
-    const scores = tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D
+    const heads5 = [batch, tokens, groups, heads, hd]
+    const qh = permute<tf.Tensor3D>(q, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
+    const kh = permute<tf.Tensor3D>(k, heads5, [0, 2, 3, 4, 1], [n, hd, tokens])
+    const vh = permute<tf.Tensor3D>(v0, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
+    const scores = reference ? (tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D) : bmm(qh, kh)
     const attn = bmm(tf.softmax(scores), vh)
-    return tf.transpose(attn.reshape([batch, groups, heads, tokens, hd]), [0, 3, 1, 2, 4]).reshape([rows, gs]) as tf.Tensor2D
+    return permute<tf.Tensor2D>(attn, [batch, groups, heads, tokens, hd], [0, 3, 1, 2, 4], [rows, gs])
   }
 
   /** Pairwise mean over tokens: [B*T, C] -> [B*ceil(T/2), C] (odd T repeats the last token). */
   private downsample(x: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
     const c = this.options.hiddenDim
-    let x3 = x.reshape([batch, tokens, c]) as tf.Tensor3D
+    let x3 = view<tf.Tensor3D>(x, [batch, tokens, c])
     if (tokens === 1) return x
     if (tokens % 2 === 1) x3 = tf.concat([x3, tf.slice(x3, [0, tokens - 1, 0], [batch, 1, c])], 1)
     const half = x3.shape[1] / 2
-    return tf.mean(x3.reshape([batch, half, 2, c]), 2).reshape([batch * half, c]) as tf.Tensor2D
+    return view<tf.Tensor2D>(tf.mean(view(x3, [batch, half, 2, c]), 2), [batch * half, c])
   }
 
   /** Linear interpolation of tokens with a constant matrix: [B*Ts, C] -> [B*Tt, C]. */
   private upsample(x: tf.Tensor2D, batch: number, from: number, to: number, mats: {m: tf.Tensor2D; mT: tf.Tensor2D}): tf.Tensor2D {
     if (from === to) return x
     const c = this.options.hiddenDim
-    const xt = tf.transpose(x.reshape([batch, from, c]), [0, 2, 1]).reshape([batch * c, from]) as tf.Tensor2D
+    const xt = permute<tf.Tensor2D>(x, [batch, from, c], [0, 2, 1], [batch * c, from])
     const up = constMatmul(xt, mats.m, mats.mT)
-    return tf.transpose(up.reshape([batch, c, to]), [0, 2, 1]).reshape([batch * to, c]) as tf.Tensor2D
+    return permute<tf.Tensor2D>(up, [batch, c, to], [0, 2, 1], [batch * to, c])
   }
 
   /** z [B, T, D], dt per sample [B] (or one value) -> z_next [B, T, D]. */
@@ -222,7 +228,7 @@ export class LatentOperator implements ModelInfo {
     }
     const dts = typeof dt === 'number' ? new Array<number>(batch).fill(dt) : Array.from(dt)
     const temb = this.time2.apply(silu(this.time1.apply(scalarEmbedding(dts, this.timeEmbedDim))))
-    const zIn = tf.add(z, temb.reshape([batch, 1, d])).reshape([batch * tokens, d]) as tf.Tensor2D
+    const zIn = view<tf.Tensor2D>(tf.add(z, view(temb, [batch, 1, d])), [batch * tokens, d])
     let x = this.input.apply(zIn)
     const skips: tf.Tensor2D[] = []
     for (let l = 0; l < this.down.length; l++) {
@@ -240,7 +246,7 @@ export class LatentOperator implements ModelInfo {
       for (const L of this.up[u].layers) x = this.layer(L, x, batch, this.levelTokens[l], ctx)
     }
     const core = this.output.apply(this.finalNorm.apply(x))
-    const delta = this.outNorm.apply(core).reshape([batch, tokens, d])
+    const delta = view<tf.Tensor3D>(this.outNorm.apply(core), [batch, tokens, d])
     return tf.add(z, delta) as tf.Tensor3D
   }
 
