@@ -66,7 +66,7 @@ const keep = (value: string): boolean => {
 const masked = (value: string): string => (/^["']/.test(value) ? `${value[0]}${REDACTED}${value[0]}` : REDACTED)
 
 /** NAME=value, NAME: value, "NAME": "value", NAME := value (NAME possibly quoted). */
-const ASSIGNMENT = /(?<![\w.-])(["']?)([A-Za-z_][\w.-]*)\1([ \t]*(?::=|=>|[:=])[ \t]*)("(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|[^\s"',;&|)}\]]+)/g
+const ASSIGNMENT = /(?<![\w.-])(["']?)([A-Za-z_][\w.-]*)\1([ \t]*(?::=|=>|:(?!-)|=)[ \t]*)("(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|\$\{[^}\s]*\}|[^\s"',;&|)}\]]+)/g
 /** --api-key VALUE, --token=VALUE. */
 const FLAG = /(?<![\w-])(--?[A-Za-z][\w-]*)([ \t]+|=)("[^"\r\n]*"|'[^'\r\n]*'|[^\s"'-][^\s"']*)/g
 /** Authorization headers, whatever the scheme. */
@@ -99,6 +99,14 @@ export function urlHasCredentials(url: string): boolean {
   return /^(?:git\+)?https?$/i.test(m[1]) || m[2].includes(':')
 }
 
+function redactAssignments(text: string): string {
+  return text.replace(ASSIGNMENT, (all, q: string, name: string, sep: string, value: string) => {
+    if (isSecretName(name)) return keep(value) ? all : `${q}${name}${q}${sep}${masked(value)}`
+    // `"reason": "... WANDB_API_KEY=..."`: the value may hold an assignment of its own.
+    return `${q}${name}${q}${sep}${redactAssignments(value)}`
+  })
+}
+
 /** Redacts by the patterns (2, 3) only: no environment needed. */
 export function redactSecretPatterns(text: string): string {
   let out = text
@@ -107,7 +115,7 @@ export function redactSecretPatterns(text: string): string {
   out = out.replace(BEARER, `$1${REDACTED}`)
   for (const [re, to] of COMMAND_KEYS) out = out.replace(re, to)
   out = out.replace(FLAG, (all, flag: string, sep: string, value: string) => (isSecretName(flag) && !keep(value) ? `${flag}${sep}${masked(value)}` : all))
-  out = out.replace(ASSIGNMENT, (all, q: string, name: string, sep: string, value: string) => (isSecretName(name) && !keep(value) ? `${q}${name}${q}${sep}${masked(value)}` : all))
+  out = redactAssignments(out)
   for (const re of KEY_SHAPES) out = out.replace(re, REDACTED)
   return out
 }
@@ -122,6 +130,11 @@ export function redactSecrets(text: string, env: NodeJS.ProcessEnv = process.env
     if (out.includes(value)) out = out.split(value).join(`[REDACTED:${name}]`)
   }
   return redactSecretPatterns(out)
+}
+
+/** A JSON-able value with every string in it redacted (through its JSON text). */
+export function redactJson<T>(value: T, env: NodeJS.ProcessEnv = process.env): T {
+  return JSON.parse(redactSecrets(JSON.stringify(value), env)) as T
 }
 
 /** Lines of a log, each redacted. */
@@ -152,8 +165,9 @@ export function redactConfigSecrets<T>(config: T, env: NodeJS.ProcessEnv = proce
       return s
     }
     if (Array.isArray(node)) return node.map(walk)
-    if (node && typeof node === 'object' && Object.getPrototypeOf(node) === Object.prototype) {
-      return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v)]))
+    const proto = node && typeof node === 'object' ? Object.getPrototypeOf(node) : undefined
+    if (proto === Object.prototype || proto === null) {
+      return Object.fromEntries(Object.entries(node as object).map(([k, v]) => [k, walk(v)]))
     }
     return node
   }

@@ -180,7 +180,8 @@ export class VastProvider implements Provider {
     const {stdout} = await this.cli.exec(args)
     const lines = stdout.split('\n')
     while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop()
-    return lines
+    // An instance's log may print its environment or a key: every reader gets it redacted.
+    return lines.map((l) => this.cli.redact(l))
   }
 
   async sshUrl(id: number): Promise<string> {
