@@ -11,7 +11,7 @@ import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
 import {UserError} from '../../../src/util/errors.js'
-import {FORWARDED_SECRETS, type OnstartPlan, buildOnstartScript, parseSourceSpec, withoutCredentials} from '../../../src/vast/index.js'
+import {FORWARDED_SECRETS, type OnstartPlan, buildOnstartScript, formatEnvOption, parseSourceSpec, withoutCredentials} from '../../../src/vast/index.js'
 import {SECRET_ENV_VARS} from '../../../src/util/secrets.js'
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567'
@@ -159,6 +159,14 @@ describe('credentials in the git URL', () => {
       assert.throws(() => buildOnstartScript({...base(), ...over}), (e: UserError) => e.code === 'VAST_ONSTART_INVALID', JSON.stringify(over))
     }
   })
+  test('instance env (the create call, not the script): names and values with shell syntax are refused', () => {
+    assert.equal(formatEnvOption({WANDB_API_KEY: 'abc123_DEF-4.5', NVIDIA_DRIVER_CAPABILITIES: 'compute,utility'}), '-e WANDB_API_KEY=abc123_DEF-4.5 -e NVIDIA_DRIVER_CAPABILITIES=compute,utility')
+    for (const value of [...PAYLOADS, ...CONTROL, 'a\\b', 'a&b', 'a|b', 'a>b', '']) {
+      assert.throws(() => formatEnvOption({WANDB_API_KEY: value}), (e: UserError) => e.code === 'VAST_BAD_ENV', JSON.stringify(value))
+    }
+    for (const name of ['A B', 'A;B', '$(x)', 'A\nB', '1A']) assert.throws(() => formatEnvOption({[name]: 'v'}), (e: UserError) => e.code === 'VAST_BAD_ENV', name)
+  })
+
   test('every variable ups forwards to the instance is one the redactor knows', () => {
     for (const name of FORWARDED_SECRETS) assert.ok((SECRET_ENV_VARS as readonly string[]).includes(name), name)
   })
