@@ -43,15 +43,29 @@ export function isSecretName(name: string): boolean {
   return words.length > 1 || (last !== 'KEY' && last !== 'PASS')
 }
 
+/** Secret-looking names of other variables, per environment object, refreshed once a second. */
+const namesCache = new WeakMap<object, {names: string[]; at: number}>()
+
+function otherSecretNames(env: NodeJS.ProcessEnv): string[] {
+  // Listing process.env costs ~100 us, and every log line is redacted: list it at most once a second.
+  const now = Date.now()
+  const hit = namesCache.get(env)
+  if (hit && now - hit.at < 1000) return hit.names
+  const names = Object.keys(env).filter((n) => !(SECRET_ENV_VARS as readonly string[]).includes(n) && isSecretName(n))
+  namesCache.set(env, {names, at: now})
+  return names
+}
+
 /** The (name, value) pairs of `env` whose values are secrets, longest value first. */
 export function secretEnvValues(env: NodeJS.ProcessEnv = process.env): Array<[string, string]> {
   const pairs: Array<[string, string]> = []
-  for (const [name, value] of Object.entries(env)) {
-    if (!value) continue
-    const forwarded = (SECRET_ENV_VARS as readonly string[]).includes(name)
-    if (forwarded ? value.length >= MIN_SECRET_LENGTH : isSecretName(name) && value.length >= MIN_OTHER_SECRET_LENGTH && !/^[/~.]/.test(value)) {
-      pairs.push([name, value])
-    }
+  for (const name of SECRET_ENV_VARS) {
+    const value = env[name]
+    if (value && value.length >= MIN_SECRET_LENGTH) pairs.push([name, value])
+  }
+  for (const name of otherSecretNames(env)) {
+    const value = env[name]
+    if (value && value.length >= MIN_OTHER_SECRET_LENGTH && !/^[/~.]/.test(value)) pairs.push([name, value])
   }
   return pairs.sort((a, b) => b[1].length - a[1].length)
 }
@@ -107,8 +121,12 @@ function redactAssignments(text: string): string {
   })
 }
 
+/** Every pattern below needs one of these; most log lines have none and skip the rest. */
+const TRIGGER = /key|token|secret|pass|credential|auth|bearer|:\/\/|gh[pousr]_|github_pat_|AKIA|ASIA|hf_|wandb_v1_|local-|login/i
+
 /** Redacts by the patterns (2, 3) only: no environment needed. */
 export function redactSecretPatterns(text: string): string {
+  if (!TRIGGER.test(text)) return text
   let out = text
   out = out.replace(URL_USERINFO, (all, scheme: string, info: string) => (urlHasCredentials(`${scheme}${info}@x`) ? `${scheme}${REDACTED}@` : all))
   out = out.replace(AUTHORIZATION, (all, head: string, scheme: string | undefined, value: string) => (keep(value) ? all : `${head}${scheme ? `${scheme} ` : ''}${REDACTED}`))
