@@ -88,6 +88,11 @@ const SECRETISH = /\b[A-Z0-9_]*(KEY|TOKEN|SECRET|PASSWORD)[A-Z0-9_]*=/
 /** Newline, carriage return, NUL, ESC, DEL...: a newline ends a comment or a quoted line's context. */
 const CONTROL = /[\u0000-\u001f\u007f]/
 
+/** Refuses a value with a control character: the script holds every value on one line. */
+export function checkScriptValue(name: string, value: string): void {
+  if (CONTROL.test(value)) throw bad(`The ${name} contains a control character (newline, carriage return, tab, NUL...); it must not go into the onstart script.`, 'Use a value on one line without control characters.')
+}
+
 /** Every value the script will hold, with the name a refusal gives it. */
 function fields(plan: OnstartPlan): Array<[string, string]> {
   const list: Array<[string, string | undefined]> = [
@@ -110,9 +115,7 @@ function validate(plan: OnstartPlan): void {
   if (!gitUrl) throw bad('The onstart plan has no git URL to fetch the project from.', 'Pass --source git:URL#REF.')
   // Values are single-quoted where they are used; a control character could still end the header
   // comment (or make a log line lie), so none may hold one.
-  for (const [name, value] of fields(plan)) {
-    if (CONTROL.test(value)) throw bad(`The ${name} contains a control character (newline, carriage return, tab, NUL...); it must not go into the onstart script.`, 'Use a value on one line without control characters.')
-  }
+  for (const [name, value] of fields(plan)) checkScriptValue(name, value)
   if (urlHasCredentials(gitUrl)) {
     throw bad(`The git URL carries credentials, which would end up in the onstart script.`, 'Use a public URL or a deploy key; secrets go through the instance environment.')
   }
