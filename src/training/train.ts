@@ -13,6 +13,7 @@ import {latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, tr
 import {ensureGeneratedData} from '../data/index.js'
 import {JsonlAppender, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
+import {redactConfigSecrets} from '../util/secrets.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
 import {ensureLatentCache} from './cache.js'
@@ -99,7 +100,8 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
     await updateMetadata(runDir, {status: 'running', backend: {name: backend.name, reason: backend.reason, tried: backend.tried, adapter}, config_hash: configHash})
     if (mirror) {
       // Also the runbook's `artifacts/wandb_run.json`: the descriptor of the latest training run.
-      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: config as Record<string, unknown>, pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
+      // The run's config on W&B, like config.resolved.yaml, names ${env:...} secrets instead of holding them.
+      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: redactConfigSecrets(config as Record<string, unknown>, deps.env), pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
       if (!status.active && config.logging?.wandb?.enabled) logger.warn({reason: status.reason}, `W&B mirror off: ${status.reason}`)
     }
 
