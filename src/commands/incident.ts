@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {realLaunchRecordsPath, realNow, scpCopier} from '../cli/ops-deps.js'
 import {realVastProvider, vastFlags} from '../cli/vast.js'
 import {openIncident, renderIncidentSummary, type IncidentResult as OpsIncidentResult} from '../ops/index.js'
+import {redactJson, redactSecrets} from '../util/secrets.js'
 
 export type IncidentResult = OpsIncidentResult
 
@@ -46,7 +47,7 @@ Safe to repeat: a second run on the same instance updates the same folder, keeps
       },
       {provider: realVastProvider(flags, this.logger), copyCheckpoints: scpCopier, now: realNow},
     )
-    if (!this.jsonEnabled()) this.log(renderIncidentSummary(result))
-    return result
+    if (!this.jsonEnabled()) this.log(redactSecrets(renderIncidentSummary(result)))
+    return redactJson(result)
   }
 }

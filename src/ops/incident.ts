@@ -4,13 +4,16 @@
  * log, and write incidents/<ts>_<id>/{instance.log, report.md, classification.json, incident.json}.
  * A second run on the same instance reuses the newest folder for it: the log is refreshed,
  * checkpoints already copied are kept, and an instance already stopped is not stopped again.
+ * Everything written is redacted (src/util/secrets.ts) and owner-only (0600 in a 0700 folder):
+ * an instance's log can print its environment, API keys included.
  */
 import {mkdir, readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parse as parseYaml} from 'yaml'
 
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
-import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
+import {writeFileAtomic} from '../util/fs.js'
+import {redactJson, redactLines, redactSecrets} from '../util/secrets.js'
 import type {Instance, Provider} from '../vast/index.js'
 import {findLaunchRecord, readLaunchRecords} from './launch-records.js'
 import {classifyLog, type LogClassification} from './log-classify.js'
@@ -42,6 +45,8 @@ export interface IncidentDeps {
   provider: Pick<Provider, 'show' | 'logs' | 'stop' | 'sshUrl'>
   copyCheckpoints: CheckpointCopier
   now: () => Date
+  /** Whose secret values are redacted (default process.env); names and key shapes always are. */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface IncidentState {
@@ -114,16 +119,18 @@ export async function openIncident(options: IncidentOptions, deps: IncidentDeps)
       exitCode: ExitCode.USAGE,
     })
   }
-  await mkdir(folder, {recursive: true})
+  await mkdir(folder, {recursive: true, mode: 0o700})
+  const env = deps.env ?? process.env
+  const writeSecret = (path: string, text: string) => writeFileAtomic(path, redactSecrets(text, env), 0o600)
 
   // 1. Logs first: they are the evidence, and stopping may end the container's log.
   let log: IncidentState['log'] = prior?.log ?? {saved: false, lines: 0, bytes: 0}
   if (instance) {
     try {
-      const lines = await deps.provider.logs(id)
+      const lines = redactLines(await deps.provider.logs(id), env)
       if (lines.length > 0) {
         const text = lines.join('\n') + '\n'
-        await writeFileAtomic(files.log, text)
+        await writeSecret(files.log, text)
         log = {saved: true, lines: lines.length, bytes: Buffer.byteLength(text), at: now()}
       } else if (!log.saved) log = {saved: false, lines: 0, bytes: 0, at: now(), error: 'the instance returned an empty log'}
     } catch (error) {
@@ -131,7 +138,10 @@ export async function openIncident(options: IncidentOptions, deps: IncidentDeps)
       log = {...log, error: error.message}
     }
   }
-  const logText = log.saved ? await readFile(files.log, 'utf8').catch(() => '') : ''
+  const savedText = log.saved ? await readFile(files.log, 'utf8').catch(() => '') : ''
+  const logText = redactSecrets(savedText, env)
+  // A log kept from an earlier run (when this refresh failed) may predate redaction.
+  if (logText !== savedText) await writeSecret(files.log, logText)
 
   const records = options.launchRecords ? await readLaunchRecords(options.launchRecords) : undefined
   const runId = options.runId ?? prior?.run_id ?? (records && findLaunchRecord(records.records, id)?.run_id) ?? /\brun_\d{8}_\d{6}_[0-9a-f]{4}\b/.exec(logText)?.[0]
@@ -174,7 +184,8 @@ export async function openIncident(options: IncidentOptions, deps: IncidentDeps)
 
   // 4. Root cause.
   const classification = classifyLog(logText, {batchSize: await batchSizeOf(options.runsRoot, runId)})
-  const state: IncidentState = {
+  // Error messages (scp, the stop call) can quote what the instance printed.
+  const state: IncidentState = redactJson({
     instance_id: id,
     ...(runId ? {run_id: runId} : {}),
     opened_at: prior?.opened_at ?? now(),
@@ -184,11 +195,11 @@ export async function openIncident(options: IncidentOptions, deps: IncidentDeps)
     log,
     checkpoints,
     stop,
-  }
+  }, env)
   const result: IncidentResult = {folder, reused: existing !== undefined, instanceId: id, ...(runId ? {runId} : {}), state, classification, files}
-  await writeJsonAtomic(files.classification, classification)
-  await writeJsonAtomic(files.state, state)
-  await writeFileAtomic(files.report, renderIncidentReport(result))
+  await writeSecret(files.classification, JSON.stringify(classification, null, 2) + '\n')
+  await writeSecret(files.state, JSON.stringify(state, null, 2) + '\n')
+  await writeSecret(files.report, renderIncidentReport(result))
   if (stop.status === 'failed') {
     throw new UserError(`Instance ${id} was NOT stopped: ${stop.error}. The incident report is in ${folder}.`, {
       code: 'INCIDENT_STOP_FAILED',

@@ -5,6 +5,7 @@
  */
 import type {MonitorSettings} from '../config/index.js'
 import {UserError} from '../util/errors.js'
+import {redactLines} from '../util/secrets.js'
 import {type Instance, type LaunchRecord, type Provider, readLaunchRecords, requireLaunch} from '../vast/index.js'
 import {
   type Rating,
@@ -38,6 +39,8 @@ export interface MonitorDeps {
   loadMonitorSettings: (configPath: string) => Promise<MonitorSettings | undefined>
   /** Log lines to read (default 500). */
   tail?: number
+  /** Whose secret values are redacted from the log lines shown (default process.env). */
+  env?: NodeJS.ProcessEnv
 }
 
 export interface MetricRating {
@@ -135,7 +138,8 @@ export async function monitorInstance(target: MonitorTarget, deps: MonitorDeps):
   let logError: string | undefined
   if (instance) {
     try {
-      summary = parseLog(await deps.provider.logs(id, {tail: deps.tail ?? 500}))
+      // The report quotes log lines (NaN, OOM, failures): never a key from the log.
+      summary = parseLog(redactLines(await deps.provider.logs(id, {tail: deps.tail ?? 500}), deps.env))
     } catch (error) {
       logError = (error as Error).message
     }

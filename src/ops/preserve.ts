@@ -8,7 +8,7 @@ import {copyFile, link, mkdir, readdir, stat} from 'node:fs/promises'
 import {dirname, join, posix, relative, resolve} from 'node:path'
 
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
-import {redactSecrets} from '../util/secrets.js'
+import {redactJson, redactSecrets} from '../util/secrets.js'
 import {ONSTART_WORKDIR, type Provider, RESTORE_MARKER} from '../vast/index.js'
 
 export const INCIDENTS_DIR = 'incidents'
@@ -32,7 +32,7 @@ export interface SavedLogs {
   error?: string
 }
 
-/** Saves the whole log the provider returns; secrets in `env` are redacted from it. */
+/** Saves the whole log the provider returns, redacted (secrets in `env`, key shapes), owner-only. */
 export async function saveInstanceLogs(
   provider: Provider,
   id: number,
@@ -41,7 +41,8 @@ export async function saveInstanceLogs(
   try {
     const lines = await provider.logs(id)
     const logPath = join(options.dir, 'instance.log')
-    await writeFileAtomic(logPath, redactSecrets(lines.join('\n') + (lines.length ? '\n' : ''), options.env ?? {}))
+    await mkdir(options.dir, {recursive: true, mode: 0o700})
+    await writeFileAtomic(logPath, redactSecrets(lines.join('\n') + (lines.length ? '\n' : ''), options.env ?? process.env), 0o600)
     return {dir: options.dir, logPath, lines: lines.length}
   } catch (error) {
     return {dir: options.dir, logPath: null, lines: 0, error: (error as Error).message}
@@ -80,9 +81,10 @@ export async function saveCheckpoints(provider: Provider, id: number, runId: str
 }
 
 /** A small JSON note next to the saved logs: what happened and why. */
-export async function writeIncidentNote(dir: string, note: Record<string, unknown>): Promise<string> {
+export async function writeIncidentNote(dir: string, note: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const path = join(dir, 'incident.json')
-  await writeJsonAtomic(path, note)
+  // Error messages in the note may quote the log.
+  await writeFileAtomic(path, JSON.stringify(redactJson(note, env), null, 2) + '\n', 0o600)
   return path
 }
 

@@ -15,6 +15,7 @@ import {stringify as stringifyYaml} from 'yaml'
 
 import {ExitCode, UserError, fsError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
+import {redactConfigSecrets} from '../util/secrets.js'
 
 export const DEFAULT_RUNS_ROOT = join('artifacts', 'runs')
 export const RUN_ID_PATTERN = /^run_\d{8}_\d{6}_[0-9a-f]{4}$/
@@ -201,8 +202,14 @@ export async function findRuns(root: string, prefix: string): Promise<RunDir[]> 
 
 // ---------------------------------------------------------------- config, metadata, summary
 
-export async function writeResolvedConfig(dir: RunDir, config: unknown): Promise<void> {
-  const text = typeof config === 'string' ? config : stringifyYaml(config)
+/**
+ * config.resolved.yaml. A secret that came from the environment (`${env:WANDB_API_KEY}`) is
+ * written back as that reference: the file never holds the key, and reloading it (resume)
+ * resolves it again from the environment.
+ */
+export async function writeResolvedConfig(dir: RunDir, config: unknown, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const safe = redactConfigSecrets(config, env)
+  const text = typeof safe === 'string' ? safe : stringifyYaml(safe)
   await writeFileAtomic(dir.paths.config, text.endsWith('\n') ? text : text + '\n')
 }
 

@@ -14,6 +14,7 @@ import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSou
 import {JsonlAppender, lockRunDir, readHistory, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {describeHolder} from '../util/lock.js'
+import {redactConfigSecrets} from '../util/secrets.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
 import {closeLatentFiles, ensureLatentCache} from './cache.js'
@@ -127,7 +128,8 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
     await updateMetadata(runDir, {status: 'running', backend: {name: backend.name, reason: backend.reason, tried: backend.tried, adapter}, config_hash: configHash})
     if (mirror) {
       // Also the runbook's `artifacts/wandb_run.json`: the descriptor of the latest training run.
-      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: config as Record<string, unknown>, pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
+      // The run's config on W&B, like config.resolved.yaml, names ${env:...} secrets instead of holding them.
+      const status = await mirror.start(runDir, wandbSettingsFromConfig(config), {config: redactConfigSecrets(config as Record<string, unknown>, deps.env), pointerPath: join(deps.cwd, 'artifacts', 'wandb_run.json')})
       if (!status.active && config.logging?.wandb?.enabled) logger.warn({reason: status.reason}, `W&B mirror off: ${status.reason}`)
     }
 

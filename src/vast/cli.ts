@@ -262,6 +262,11 @@ export class VastCli {
     return {...this.env}
   }
 
+  /** Text with this client's secrets (and any key-shaped or KEY=... value) redacted. */
+  redact(text: string): string {
+    return redactSecrets(text, this.env)
+  }
+
   private mask(text: string, extra: string[] = []): string {
     let out = redactSecrets(text, this.env)
     for (const v of extra) if (v && v.length >= 4) out = out.split(v).join('[REDACTED]')

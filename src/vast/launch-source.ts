@@ -4,6 +4,7 @@
  * would run code that exists nowhere else).
  */
 import {ExitCode, UserError} from '../util/errors.js'
+import {redactSecrets, urlHasCredentials} from '../util/secrets.js'
 
 /** Runs git in a folder; injectable so tests need no repository. */
 export type GitRunner = (args: string[], cwd: string) => Promise<{stdout: string; stderr: string; exitCode: number}>
@@ -21,8 +22,16 @@ export interface LaunchSource {
 
 export function parseSourceSpec(spec: string): {gitUrl: string; ref: string} {
   const m = /^git:(.+)#([^#]+)$/.exec(spec.trim())
+  if (m && urlHasCredentials(m[1])) {
+    // Never echo the URL: the token is in it.
+    throw new UserError('--source carries credentials in its URL (user:password@ or TOKEN@), which would end up in the onstart script.', {
+      code: 'LAUNCH_BAD_SOURCE',
+      hint: 'Use a public URL or a deploy key; secrets reach the instance through its environment.',
+      exitCode: ExitCode.USAGE,
+    })
+  }
   if (!m) {
-    throw new UserError(`--source "${spec}" is not git:URL#REF.`, {
+    throw new UserError(`--source "${redactSecrets(spec, {})}" is not git:URL#REF.`, {
       code: 'LAUNCH_BAD_SOURCE',
       hint: 'Example: --source git:https://github.com/org/ups.git#3f2c1ab (a commit, tag or branch after the #).',
       exitCode: ExitCode.USAGE,
@@ -52,9 +61,12 @@ async function git(run: GitRunner, args: string[], cwd: string, what: string): P
   return res.stdout.trim()
 }
 
-/** Removes user:password@ from an https URL: credentials must not reach the onstart script. */
-function withoutCredentials(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/)[^/@]+@/i, '$1')
+/**
+ * Removes credentials from the origin URL (user:password@ or an https TOKEN@): they must not reach
+ * the onstart script. A bare user of another scheme (ssh://git@host) is kept: it is no secret.
+ */
+export function withoutCredentials(url: string): string {
+  return urlHasCredentials(url) ? url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1') : url
 }
 
 export async function resolveLaunchSource(

@@ -14,9 +14,9 @@ import {incidentDir, saveInstanceLogs, writeIncidentNote} from '../ops/preserve.
 import {newRunId} from '../tracking/rundir.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {destroyWithRetry, waitForLogLine, waitForStatus} from './lifecycle.js'
-import {type GitRunner, type LaunchSource, resolveLaunchSource} from './launch-source.js'
+import {type GitRunner, type LaunchSource, parseSourceSpec, resolveLaunchSource} from './launch-source.js'
 import {type OfferFilters, cheapestOffers} from './offers.js'
-import {type OnstartScript, buildOnstartScript, shQuote} from './onstart.js'
+import {type OnstartScript, buildOnstartScript, checkScriptValue, shQuote} from './onstart.js'
 import {type CreateInstanceRequest, type Provider, createInstanceArgs} from './provider.js'
 import {type LaunchEstimate, type LaunchRecord, appendLaunchRecord, appendLaunchUpdate} from './records.js'
 import {rentInstance} from './rent.js'
@@ -136,6 +136,9 @@ async function planConfig(options: LaunchOptions, deps: LaunchDeps): Promise<{co
 
 export async function launch(options: LaunchOptions, deps: LaunchDeps): Promise<LaunchResult> {
   const stage = (s: LaunchStage, m: string) => deps.onStage?.(s, m)
+  // What will go into the onstart script is refused before the (slow) estimate; the script checks it again.
+  checkScriptValue('training config path', options.configPath)
+  if (options.source) parseSourceSpec(options.source)
   // plan
   const {config, warnings} = await planConfig(options, deps)
   const vast = config.vast ?? {}

@@ -13,6 +13,7 @@
 import {gzipSync} from 'node:zlib'
 
 import {ExitCode, UserError} from '../util/errors.js'
+import {findSecret, urlHasCredentials} from '../util/secrets.js'
 
 /** Vast rejects longer onstart scripts. */
 export const ONSTART_LIMIT = 4048
@@ -84,21 +85,58 @@ export function dataStepArgs(spec: string): string[] {
 }
 
 const SECRETISH = /\b[A-Z0-9_]*(KEY|TOKEN|SECRET|PASSWORD)[A-Z0-9_]*=/
+/** Newline, carriage return, NUL, ESC, DEL...: a newline ends a comment or a quoted line's context. */
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+/** Refuses a value with a control character: the script holds every value on one line. */
+export function checkScriptValue(name: string, value: string): void {
+  if (CONTROL.test(value)) throw bad(`The ${name} contains a control character (newline, carriage return, tab, NUL...); it must not go into the onstart script.`, 'Use a value on one line without control characters.')
+}
+
+/** Every value the script will hold, with the name a refusal gives it. */
+function fields(plan: OnstartPlan): Array<[string, string]> {
+  const list: Array<[string, string | undefined]> = [
+    ['git URL (--source)', plan.source.gitUrl],
+    ['git ref (--source)', plan.source.ref],
+    ['training config path', plan.trainConfig],
+    ['run id', plan.runId],
+    ['resumed run id', plan.resumeRunId],
+    ['workdir', plan.workdir],
+    ['log file', plan.logFile],
+    ...(plan.runArgs ?? []).map((a, i): [string, string] => [`run argument ${i + 1} (--run-arg)`, a]),
+    ...(plan.data ?? []).map((a, i): [string, string] => [`data spec ${i + 1} (--data)`, a]),
+    ...(plan.onExit ?? []).flatMap((w, i) => w.map((a, j): [string, string] => [`on-exit step ${i + 1} word ${j + 1}`, a])),
+  ]
+  return list.filter((f): f is [string, string] => typeof f[1] === 'string')
+}
 
 function validate(plan: OnstartPlan): void {
   const {gitUrl, ref} = plan.source
   if (!gitUrl) throw bad('The onstart plan has no git URL to fetch the project from.', 'Pass --source git:URL#REF.')
-  if (/^[a-z+]+:\/\/[^/@]*:[^/@]*@/i.test(gitUrl)) {
+  // Values are single-quoted where they are used; a control character could still end the header
+  // comment (or make a log line lie), so none may hold one.
+  for (const [name, value] of fields(plan)) checkScriptValue(name, value)
+  if (urlHasCredentials(gitUrl)) {
     throw bad(`The git URL carries credentials, which would end up in the onstart script.`, 'Use a public URL or a deploy key; secrets go through the instance environment.')
   }
+  if (gitUrl.startsWith('-') || /^ext::/i.test(gitUrl)) throw bad('The git URL is not a URL git can fetch from (it starts with "-" or "ext::").', 'Example: --source git:https://github.com/org/ups.git#3f2c1ab')
   if (!/^[\w./-]+$/.test(ref) || ref.startsWith('-')) throw bad(`Git ref "${ref}" is not a plain commit, tag or branch name.`)
   if (!plan.trainConfig) throw bad('The onstart plan has no training config.')
-  if (plan.resumeRunId !== undefined && !/^[\w.-]+$/.test(plan.resumeRunId)) throw bad(`Run id "${plan.resumeRunId}" is not a plain run id.`)
+  if (plan.trainConfig.startsWith('-')) throw bad(`Training config path "${plan.trainConfig}" starts with "-".`)
+  for (const [name, id] of [['Run id', plan.runId], ['Run id', plan.resumeRunId]] as const) {
+    if (id !== undefined && (!/^[\w.-]+$/.test(id) || /^\.*$/.test(id))) throw bad(`${name} "${id}" is not a plain run id.`)
+  }
   if (plan.restoreWait && !plan.resumeRunId) throw bad('The onstart plan waits for restored checkpoints but resumes no run.')
   const t = typeof plan.restoreWait === 'object' ? plan.restoreWait.timeoutS : 0
   if (!Number.isInteger(t) || t < 0) throw bad(`Restore wait ${t} s is not a whole number of seconds.`)
+  if (plan.nodeMajor !== undefined && (!Number.isInteger(plan.nodeMajor) || plan.nodeMajor < 1 || plan.nodeMajor > 999)) throw bad(`Node major version ${plan.nodeMajor} is not a whole number.`)
   for (const a of [...(plan.runArgs ?? []), ...(plan.data ?? [])]) {
     if (SECRETISH.test(a)) throw bad(`Argument "${a.split('=')[0]}=..." looks like a secret; it must not go into the onstart script.`, 'Secrets reach the instance through its environment (the create call).')
+  }
+  // The run arguments together too: `--api-key VALUE` is two words.
+  for (const [name, value] of [...fields(plan), ['run arguments (--run-arg)', (plan.runArgs ?? []).join(' ')]]) {
+    const what = findSecret(value)
+    if (what) throw bad(`The ${name} holds ${what}; it must not go into the onstart script.`, 'Secrets reach the instance through its environment (the create call), never the script.')
   }
 }
 
@@ -125,7 +163,7 @@ export function renderOnstart(plan: OnstartPlan): string {
   const app = plan.workdir ?? ONSTART_WORKDIR
   const runLog = plan.logFile ?? '/workspace/ups-run.log'
   const nodeMajor = plan.nodeMajor ?? 20
-  const onExit = (plan.onExit ?? []).map((w) => `  ups ${cmdLine(w)} || log "on-exit step failed: ${w[0]}"`)
+  const onExit = (plan.onExit ?? []).map((w) => `  ups ${cmdLine(w)} || log ${shQuote(`on-exit step failed: ${w[0]}`)}`)
   const data = (plan.data ?? []).map((spec) => `ups ${cmdLine(dataStepArgs(spec))} || exit 14`)
   const run = plan.resumeRunId
     ? ['resume', plan.resumeRunId, ...(plan.runArgs ?? [])]
@@ -133,7 +171,8 @@ export function renderOnstart(plan: OnstartPlan): string {
   return [
     '#!/bin/bash',
     '# shellcheck disable=SC2317 # functions run from the EXIT trap',
-    `# ups onstart: ups ${plan.resumeRunId ? `resume ${plan.resumeRunId}` : `run ${plan.trainConfig}`} at ${plan.source.ref}. Generated by ups launch; holds no secrets.`,
+    // validate() refused control characters: nothing here can end the comment.
+    `# ups onstart: ups ${plan.resumeRunId ? `resume ${shQuote(plan.resumeRunId)}` : `run ${shQuote(plan.trainConfig)}`} at ${shQuote(plan.source.ref)}. Generated by ups launch; holds no secrets.`,
     'set -uo pipefail',
     `APP=${shQuote(app)}`,
     `RUN_LOG=${shQuote(runLog)}`,

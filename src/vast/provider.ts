@@ -74,8 +74,9 @@ export function formatEnvOption(env: Record<string, string>): string {
       if (!ENV_NAME.test(k)) {
         throw new UserError(`Environment variable name "${k}" is not valid.`, {code: 'VAST_BAD_ENV', exitCode: ExitCode.USAGE})
       }
-      if (/[\s'"]/.test(v) || v === '') {
-        throw new UserError(`The value of environment variable ${k} is empty or has spaces or quotes, which Vast's --env cannot carry.`, {
+      // Shell syntax too: the value must stay one literal word wherever the option is split.
+      if (/[\s'"`$\\;&|<>()\u0000-\u001f\u007f]/.test(v) || v === '') {
+        throw new UserError(`The value of environment variable ${k} is empty or has spaces, quotes, control characters or shell syntax ($ \` ; & | < > ( ) \\), which Vast's --env cannot carry safely.`, {
           code: 'VAST_BAD_ENV',
           exitCode: ExitCode.USAGE,
         })
@@ -197,7 +198,8 @@ export class VastProvider implements Provider {
     const {stdout} = await this.cli.exec(args)
     const lines = stdout.split('\n')
     while (lines.length > 0 && lines[lines.length - 1].trim() === '') lines.pop()
-    return lines
+    // An instance's log may print its environment or a key: every reader gets it redacted.
+    return lines.map((l) => this.cli.redact(l))
   }
 
   async sshUrl(id: number): Promise<string> {

@@ -4,6 +4,7 @@ import {stringify} from 'yaml'
 import {BaseCommand} from '../../cli/base-command.js'
 import {configOverrideFlag} from '../../cli/flags.js'
 import {loadConfig, trainingConfigHash} from '../../config/index.js'
+import {redactConfigSecrets} from '../../util/secrets.js'
 
 export interface ConfigShowResult {
   config: Record<string, unknown>
@@ -26,9 +27,10 @@ export default class ConfigShow extends BaseCommand {
   async run(): Promise<ConfigShowResult> {
     const {args, flags} = await this.parse(ConfigShow)
     const loaded = await loadConfig(args.config, {overrides: flags.set})
-    const result = {config: loaded.raw, files: loaded.files, hash: trainingConfigHash(loaded.config), warnings: loaded.warnings}
+    // Secrets from the environment are shown as the ${env:NAME} they came from, never their value.
+    const result = {config: redactConfigSecrets(loaded.raw), files: loaded.files, hash: trainingConfigHash(loaded.config), warnings: loaded.warnings}
     for (const w of loaded.warnings) this.note(`warning: ${w}`)
-    if (!this.jsonEnabled()) this.log(`# resolved from ${loaded.files.join(', ')}\n# training config hash ${result.hash}\n${stringify(loaded.raw)}`)
+    if (!this.jsonEnabled()) this.log(`# resolved from ${loaded.files.join(', ')}\n# training config hash ${result.hash}\n${stringify(result.config)}`)
     return result
   }
 }

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {instanceIdArg, realSleep, realVastProvider, vastFlags} from '../../cli/vast.js'
+import {redactLines} from '../../util/secrets.js'
 import {followLogs} from '../../vast/index.js'
 
 export interface LogsResult {
@@ -33,13 +34,14 @@ export default class InstancesLogs extends BaseCommand {
       await followLogs(provider, args.id, {
         sleep: realSleep,
         tail: flags.tail,
-        onLines: (fresh) => {
+        onLines: (raw) => {
+          const fresh = redactLines(raw)
           lines.push(...fresh)
           if (!this.jsonEnabled()) this.log(fresh.join('\n'))
         },
       })
     } else {
-      lines.push(...(await provider.logs(args.id, {tail: flags.tail})))
+      lines.push(...redactLines(await provider.logs(args.id, {tail: flags.tail})))
       if (!this.jsonEnabled() && lines.length > 0) this.log(lines.join('\n'))
     }
     return {id: args.id, lines}
