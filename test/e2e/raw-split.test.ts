@@ -96,3 +96,23 @@ describe('ups data validate: one file as every split', () => {
     assert.match(r.stdout, /❌ Data is invalid/)
   })
 })
+
+describe('a raw file named by data.file, with a seeded split, streamed to data-parallel replicas', () => {
+  it('worker threads open the same split of the same file as the main thread', {timeout: 300_000}, async (t) => {
+    const dir = await tempDir(t, 'ups-e2e-raw-')
+    const root = join(dir, 'pdebench')
+    // Not a release name: only data.file leads to it, so a worker that lost the config's choice finds no data.
+    await writeRaw(join(root, 'my_burgers.hdf5'), 24)
+    await writeFiles(dir, {'raw.yaml': CONFIG})
+    const args = ['train', 'raw.yaml', '--backend', 'cpu', '--run-dir', 'run', '--json',
+      '--set', 'data.file=my_burgers.hdf5', '--set', 'data.raw_split.seed=7',
+      '--set', 'data.memory_budget_mb=0.004', '--set', 'training.accum_steps=2']
+    const r = await runCli(args, {cwd: dir, env: {PDEBENCH_ROOT: root, UPS_TRAIN_WORKERS: '2'}, timeoutMs: 240_000})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /streamed from disk in blocks/)
+    assert.match(r.stderr, /Stage autoencoder: data-parallel: 2 replicas/)
+    const meta = JSON.parse(await readFile(join(dir, 'run', 'metadata.json'), 'utf8'))
+    assert.equal(meta.data_source.tasks[0].seed, 7)
+    assert.equal(meta.data_source.tasks[0].file.path, join(root, 'my_burgers.hdf5'))
+  })
+})
