@@ -99,7 +99,8 @@ export async function validateData(options: ValidateOptions, deps: ValidateDeps)
       }
     }
   }
-  await checkDisjoint(reports, fingerprints)
+  const others = options.splits === 'all' ? [] : await otherSplitFiles(options.root, options.tasks, options.splits, source)
+  await checkDisjoint(reports, fingerprints, others)
   const moved = new Set<string>()
   for (const r of reports) {
     // A file that is only shared with another split is not damaged: nothing to re-fetch or move.
@@ -126,16 +127,36 @@ async function resolveSplits(root: string, task: string, splits: string[] | 'all
   return ['train', hasValid ? 'valid' : 'val', 'test']
 }
 
+/**
+ * The shard files of the splits not being validated: a split checked alone must still not share a
+ * file with the others (compared by path and inode; nothing is read). Index splits of one raw file
+ * are disjoint by construction, so only shards are listed.
+ */
+async function otherSplitFiles(root: string, tasks: string[], checked: string[], source: DataSource): Promise<SplitFile[]> {
+  const out: SplitFile[] = []
+  const seen = new Set(checked.map((s) => (s === 'valid' ? 'val' : s)))
+  for (const task of tasks) {
+    for (const split of ['train', 'val', 'valid', 'test']) {
+      if (seen.has(split === 'valid' ? 'val' : split)) continue
+      const found = await resolveTaskFiles(root, task, split, source).catch(() => null)
+      if (found?.kind === 'shards') for (const path of found.files) out.push({task, split, path, fingerprint: null})
+    }
+  }
+  return out
+}
+
 /** The `disjoint` check: no file or sample shared between splits of a task. */
-async function checkDisjoint(reports: FileReport[], fingerprints: Map<FileReport, string | null>): Promise<void> {
+async function checkDisjoint(reports: FileReport[], fingerprints: Map<FileReport, string | null>, others: SplitFile[] = []): Promise<void> {
   const present = reports.filter((r) => r.checks[0].status === 'ok')
-  const items: Array<SplitFile & {report: FileReport}> = present.map((r) => ({
+  const items: Array<SplitFile & {report?: FileReport}> = present.map((r) => ({
     task: r.task, split: r.split, path: r.path, ranges: r.rawSplit?.ranges, fingerprint: fingerprints.get(r) ?? null, report: r,
   }))
-  const overlaps = await findOverlaps(items)
+  const overlaps = await findOverlaps([...items, ...others])
   const problems = new Map<FileReport, string[]>()
   for (const o of overlaps) {
-    for (const side of [o.a, o.b] as Array<SplitFile & {report: FileReport}>) problems.set(side.report, [...(problems.get(side.report) ?? []), o.reason])
+    for (const side of [o.a, o.b] as Array<SplitFile & {report?: FileReport}>) {
+      if (side.report) problems.set(side.report, [...(problems.get(side.report) ?? []), o.reason])
+    }
   }
   for (const r of present) {
     const check = r.checks.find((c) => c.id === 'disjoint')!

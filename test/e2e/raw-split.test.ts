@@ -95,6 +95,16 @@ describe('ups data validate: one file as every split', () => {
     assert.match(r.stdout, /Fix: /)
     assert.match(r.stdout, /❌ Data is invalid/)
   })
+
+  it('validating only the train split still finds that val and test are the same file', async (t) => {
+    const dir = await tempDir(t, 'ups-e2e-raw-')
+    await writeRaw(join(dir, 'burgers1d_train.h5'), 6)
+    for (const s of ['val', 'test']) await symlink(join(dir, 'burgers1d_train.h5'), join(dir, `burgers1d_${s}.h5`))
+    const r = await runCli(['data', 'validate', '--data-root', dir, '--task', 'burgers1d', '--split', 'train'], {cwd: dir})
+    assert.equal(r.code, 1, r.stdout + r.stderr)
+    assert.match(r.stdout, /disjoint: .*burgers1d_train\.h5 \(train\) and .*burgers1d_val\.h5 \(val\) are the same file/)
+    assert.match(r.stdout, /burgers1d_test\.h5 \(test\)/)
+  })
 })
 
 describe('a raw file named by data.file, with a seeded split, streamed to data-parallel replicas', () => {
