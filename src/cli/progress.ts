@@ -2,6 +2,8 @@
  * Progress on stderr: a redrawn bar on a terminal, plain lines (every 10%) otherwise, so logs
  * captured from CI or nohup stay readable. stdout is never touched.
  */
+import type {StageProgress} from '../training/stages/types.js'
+
 export interface ProgressReporter {
   update(done: number, total: number, detail?: string): void
   done(): void
@@ -32,17 +34,8 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream | Nod
   }
 }
 
-/** What training reports after each optimizer step (StageProgress of the training loop). */
-export interface StepProgress {
-  stage: string
-  epoch: number
-  epochs: number
-  step: number
-  steps: number
-  items?: number
-  totalItems?: number
-  elapsedMs?: number
-}
+/** What training reports after each optimizer step (the training loop's StageProgress, any stage name). */
+export type StepProgress = Omit<StageProgress, 'stage'> & {stage: string}
 
 const clockText = (seconds: number): string => {
   const s = Math.max(0, Math.round(seconds))

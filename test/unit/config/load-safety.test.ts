@@ -4,29 +4,8 @@ import {test} from 'node:test'
 
 import {deepMerge, loadConfig, loadRawConfig} from '../../../src/config/index.js'
 import {MAX_CONFIG_BYTES} from '../../../src/config/load.js'
-import {UserError} from '../../../src/util/errors.js'
 import {tempDir, writeFiles} from '../../helpers.js'
-
-const MINIMAL = `
-data: {task: burgers1d, root: data}
-latent: {dim: 16, tokens: 8}
-operator:
-  pdet: {hidden_dim: 32, depths: [1, 1], group_size: 8, num_heads: 2}
-stages:
-  operator: {epochs: 2}
-`
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<UserError> {
-  try {
-    await promise
-  } catch (error) {
-    assert.ok(error instanceof UserError, `expected a UserError, got ${error}`)
-    assert.equal(error.code, code, error.message)
-    if (pattern) assert.match(error.message, pattern)
-    return error
-  }
-  assert.fail(`expected ${code}`)
-}
+import {MINIMAL, rejectsWith} from './config-fixtures.js'
 
 const polluted = () => ({} as Record<string, unknown>).x !== undefined || ({} as Record<string, unknown>).y !== undefined
 

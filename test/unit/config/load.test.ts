@@ -3,29 +3,9 @@ import {join} from 'node:path'
 import {test} from 'node:test'
 
 import {dataSourceOf, deepMerge, latentCacheConfigHash, loadConfig, loadRawConfig} from '../../../src/config/index.js'
-import {UserError} from '../../../src/util/errors.js'
 import {REPO_ROOT, tempDir, writeFiles} from '../../helpers.js'
+import {MINIMAL, rejectsWith} from './config-fixtures.js'
 
-const MINIMAL = `
-data: {task: burgers1d, root: data}
-latent: {dim: 16, tokens: 8}
-operator:
-  pdet: {hidden_dim: 32, depths: [1, 1], group_size: 8, num_heads: 2}
-stages:
-  operator: {epochs: 2}
-`
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<UserError> {
-  try {
-    await promise
-  } catch (error) {
-    assert.ok(error instanceof UserError, `expected a UserError, got ${error}`)
-    assert.equal(error.code, code, error.message)
-    if (pattern) assert.match(error.message, pattern)
-    return error
-  }
-  assert.fail(`expected ${code}`)
-}
 
 test('include chains merge maps key by key and replace lists and scalars', async (t) => {
   const dir = await tempDir(t)
