@@ -24,8 +24,10 @@ import {
   RESTORE_WAIT_S,
   TRAINING_STARTED,
   appendLaunchUpdate,
+  destroyWithRetry,
   launch,
   readLaunchRecords,
+  recordDestroyed,
   requireLaunch,
   waitForLogLine,
   waitForStatus,
@@ -131,12 +133,19 @@ export async function recoverInstance(options: RecoverOptions, deps: LaunchDeps)
     ...(logs.logPath ? [] : [`the log (${logs.error})`]),
     ...(checkpoints.localPath ? [] : [`checkpoints (${checkpoints.error}); the new run resumes from W&B checkpoints if there are any`]),
   ]
-  // 3. Destroy.
-  try {
-    await deps.provider.destroy(id)
-  } catch (error) {
-    if (!(error instanceof UserError && error.code === 'VAST_NOT_FOUND')) throw error
+  // 3. Destroy, retried like a launch rollback: a transient failure here must not leave the old
+  // instance billing beside its replacement. No replacement while the old one may still run.
+  const gone = await destroyWithRetry(deps.provider, id, {sleep: deps.sleep, attempts: deps.destroyAttempts, backoffMs: deps.destroyBackoffMs})
+  if (!gone.destroyed) {
+    throw new UserError(`Could not destroy instance ${id} after ${gone.attempts} tries (${gone.error}); no replacement was launched.`, {
+      code: 'RECOVER_DESTROY_FAILED',
+      hint: `Its log and checkpoints were saved to ${dir}. Destroy it by hand (ups instances destroy ${id} --yes), then run ups recover ${id} again.`,
+      exitCode: ExitCode.EXTERNAL,
+      details: {instanceId: id, attempts: gone.attempts},
+    })
   }
+  // Written before the replacement launches, so cost sees the old one ended even if that fails.
+  await recordDestroyed(deps.launchesFile, id, {at: deps.now(), by: 'ups recover'})
   // 4. Launch the replacement, linked to the old launch. With checkpoints to restore its onstart
   // waits for them, so --wait ("Training started") can only be checked after the restore.
   const saved = checkpoints.localPath ? (await listFiles(checkpoints.localPath).catch(() => ({files: []}))).files.length : 0

@@ -75,6 +75,29 @@ describe('ups recover (PROC-002) against the fake', () => {
     assert.ok(r.launch.instanceId)
   })
 
+  test('a destroy that fails twice is retried with backoff; the old launch record shows it destroyed', async () => {
+    const sleeps: number[] = []
+    h.deps.sleep = async (ms) => {
+      sleeps.push(ms)
+      h.fake.advance(ms / 1000)
+    }
+    h.fake.update((s) => void (s.faults = [...(s.faults ?? []), {command: 'destroy instance', status: 500, msg: 'Internal server error', times: 2} as never]))
+    const r = await recoverInstance({instanceId: oldId, yes: true, dryRun: false, isTTY: false, ask: never}, h.deps)
+    assert.equal(r.destroyed, true)
+    assert.ok(r.launch.instanceId)
+    assert.deepEqual(sleeps.slice(0, 2), [5_000, 10_000], 'backoff between the destroy tries')
+    assert.equal(h.fake.read().instances.find((i) => i.id === oldId)!.destroyed, true)
+    const {launches} = await readLaunchRecords(h.deps.launchesFile)
+    assert.equal(launches[0].destroyed_by, 'ups recover')
+    assert.equal(launches[0].status, 'recovered')
+  })
+
+  test('a destroy that keeps failing stops the recovery before a replacement is rented', async () => {
+    h.fake.update((s) => void (s.faults = [...(s.faults ?? []), {command: 'destroy instance', status: 500, msg: 'Internal server error', times: 10} as never]))
+    await assert.rejects(recoverInstance({instanceId: oldId, yes: true, dryRun: false, isTTY: false, ask: never}, h.deps), (e: UserError) => e.code === 'RECOVER_DESTROY_FAILED' && e.exitCode === 3)
+    assert.equal(h.fake.read().instances.length, 1)
+  })
+
   test('nothing is destroyed when the replacement cannot launch (over budget)', async () => {
     await assert.rejects(recoverInstance({instanceId: oldId, yes: true, dryRun: false, isTTY: false, ask: never}, {...h.deps, estimate: async () => ({hours: 100, usd: 500, pricePerHour: 5})}), (e: UserError) => e.code === 'LAUNCH_OVER_BUDGET')
     assert.ok(!h.calls().includes('destroy instance'))
