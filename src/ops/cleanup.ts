@@ -2,15 +2,17 @@
  * `ups cleanup` (runbook MAINT-001): destroy stopped instances older than N, move old run
  * directories under archive/runs/, delete old latent caches. Plans first; acts only with
  * `yes`. A running instance, a run in progress (running/created with activity in the last
- * 24 h) and a run whose instance still runs are never touched.
+ * 24 h), a run directory whose lock a live process holds, and a run whose instance still runs
+ * are never touched.
  */
 import {cp, readdir, rename, rm, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import {loadConfig} from '../config/index.js'
-import {listRuns} from '../tracking/index.js'
+import {RUN_LOCK_FILE, listRuns, runDirLockHolder} from '../tracking/index.js'
 import {type Instance, type Provider, recordDestroyed} from '../vast/index.js'
 import {isUserError} from '../util/errors.js'
+import {type LockInfo, acquireLock, describeHolder} from '../util/lock.js'
 import {formatAge} from './duration.js'
 import {readLaunchRecords, type LaunchRecord} from './launch-records.js'
 import {RUN_ACTIVE, readRunTimes} from './run-times.js'
@@ -53,6 +55,8 @@ export interface RunItem extends Item {
   path: string
   status: string
   target?: string
+  /** The live process holding the run directory's lock, when that is why it is kept. */
+  holder?: string
 }
 export interface CacheItem extends Item {
   path: string
@@ -100,7 +104,7 @@ export async function cleanup(options: CleanupOptions, deps: CleanupDeps): Promi
         )
       }
     }
-    for (const r of runItems.filter((x) => x.action === 'archive')) await attempt(r, () => moveDir(r.path, r.target!))
+    for (const r of runItems.filter((x) => x.action === 'archive')) await archiveRun(r)
     for (const c of cacheItems.filter((x) => x.action === 'delete')) await attempt(c, () => rm(c.path, {recursive: true, force: true}))
   }
   const all = [...instanceItems, ...runItems, ...cacheItems]
@@ -162,13 +166,40 @@ async function planRuns(options: CleanupOptions, instances: Instance[], records:
     const record = records.find((r) => r.run_id === dir.id)
     const instance = record ? instances.find((i) => i.id === record.instance_id) : undefined
     const target = join(options.archiveRoot, dir.id)
-    if (RUN_ACTIVE.has(times.status) && ageMs < IN_PROGRESS_MS) out.push({...item, action: 'skip', reason: `in progress (${times.status}, active ${formatAge(ageMs)} ago)`})
+    const holder = await runDirLockHolder(dir.path)
+    if (holder) out.push({...item, action: 'skip', reason: `in use by ${describeHolder(holder.info)}`, holder: describeHolder(holder.info)})
+    else if (RUN_ACTIVE.has(times.status) && ageMs < IN_PROGRESS_MS) out.push({...item, action: 'skip', reason: `in progress (${times.status}, active ${formatAge(ageMs)} ago)`})
     else if (instance && ALIVE.has(instance.status ?? 'scheduling')) out.push({...item, action: 'skip', reason: `its instance ${instance.id} is ${instance.status}`})
     else if (record && !vastOk) out.push({...item, action: 'skip', reason: `launched on instance ${record.instance_id}, whose state is unknown`})
     else if (await exists(target)) out.push({...item, action: 'skip', reason: `${target} already exists`})
     else out.push({...item, action: 'archive', reason: `${times.status}, last active ${formatAge(ageMs)} ago`, target})
   }
   return out
+}
+
+/**
+ * Moves a run directory holding its lock, so no `ups resume` starts writing it mid-move; one
+ * that took the lock since the plan keeps it (skipped, not an error).
+ */
+async function archiveRun(r: RunItem): Promise<void> {
+  let lock
+  try {
+    lock = await acquireLock(join(r.path, RUN_LOCK_FILE), {command: 'ups cleanup', what: `run directory ${r.path}`, code: 'RUNDIR_LOCKED'})
+  } catch (error) {
+    if (!(isUserError(error) && error.code === 'RUNDIR_LOCKED')) throw error
+    const holder = describeHolder((error.details?.holder as LockInfo | null | undefined) ?? null)
+    Object.assign(r, {action: 'skip', reason: `in use by ${holder}`, holder})
+    return
+  }
+  try {
+    await attempt(r, async () => {
+      await moveDir(r.path, r.target!)
+      // The lock moved with the directory; release() finds nothing at the old path.
+      await rm(join(r.target!, RUN_LOCK_FILE), {force: true})
+    })
+  } finally {
+    await lock.release()
+  }
 }
 
 async function planCaches(dirs: string[], olderThanMs: number, now: number, notes: string[]): Promise<CacheItem[]> {

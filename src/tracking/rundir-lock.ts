@@ -7,7 +7,7 @@
 import {join} from 'node:path'
 
 import {removeStaleTempFiles} from '../util/fs.js'
-import {acquireLock, type HeldLock, type LockEnv, type LockInfo, realLockEnv} from '../util/lock.js'
+import {acquireLock, type HeldLock, type LockEnv, type LockInfo, lockHolder, realLockEnv} from '../util/lock.js'
 
 export const RUN_LOCK_FILE = '.ups.lock'
 
@@ -38,4 +38,9 @@ export async function lockRunDir(runDirPath: string, command: string, options: R
     throw error
   }
   return Object.assign(lock, {removedTemps})
+}
+
+/** The live process writing this run directory, or null (free, or its writer died). */
+export async function runDirLockHolder(runDirPath: string, env?: Partial<LockEnv>): Promise<{info: LockInfo | null} | null> {
+  return lockHolder(join(runDirPath, RUN_LOCK_FILE), {env})
 }

@@ -191,6 +191,19 @@ export function describeHolder(info: LockInfo | null): string {
   return `pid ${info.pid} on ${info.hostname} (\`${info.command}\`, since ${info.started_at})`
 }
 
+/**
+ * Who holds the lock at `path` now, without taking it: null when it is free or its holder is gone
+ * (a stale lock counts as free, as `acquireLock` would reclaim it). `info` is null for a lock file
+ * still being written.
+ */
+export async function lockHolder(path: string, options: {staleAfterMs?: number; env?: Partial<LockEnv>} = {}): Promise<{info: LockInfo | null} | null> {
+  const abs = resolve(path)
+  const current = await readLock(abs)
+  if (!current) return null
+  const env: LockEnv = {...realLockEnv(), ...options.env}
+  return staleReason(current.info, current.mtimeMs, env, options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS, held.has(abs)) === null ? {info: current.info} : null
+}
+
 /** Takes the lock at `path`, waiting up to `waitMs` for its holder; a UserError when it stays held. */
 export async function acquireLock(path: string, options: AcquireOptions): Promise<HeldLock> {
   const abs = resolve(path)

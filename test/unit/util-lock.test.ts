@@ -8,7 +8,7 @@ import {describe, it} from 'node:test'
 
 import {UserError} from '../../src/util/errors.js'
 import {removeStaleTempFiles} from '../../src/util/fs.js'
-import {acquireLock, type LockInfo} from '../../src/util/lock.js'
+import {acquireLock, type LockInfo, lockHolder} from '../../src/util/lock.js'
 import {REPO_ROOT, tempDir} from '../helpers.js'
 
 const CHILD = join(REPO_ROOT, 'test', 'fixtures', 'lock-child.ts')
@@ -148,6 +148,17 @@ describe('lock files', () => {
     const lock = await acquireLock(path, options)
     assert.match(lock.reclaimed!, new RegExp(`pid ${child.pid} .*no longer running`))
     await lock.release()
+  })
+  it('lockHolder names a live holder and counts a dead one\'s or a missing lock as free, touching nothing', async (t) => {
+    const dir = await tempDir(t)
+    const path = join(dir, 'x.lock')
+    assert.equal(await lockHolder(path), null)
+    const live = liveProcess(t)
+    await writeFile(path, lockOf(live.pid!))
+    assert.equal((await lockHolder(path))!.info!.pid, live.pid)
+    await writeFile(path, lockOf(await deadPid()))
+    assert.equal(await lockHolder(path), null)
+    assert.ok(await exists(path), 'a stale lock is only judged, not removed')
   })
 })
 

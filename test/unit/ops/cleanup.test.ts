@@ -130,3 +130,38 @@ test('cleanup --yes notes each destroy on the instance\'s launch record (when up
   assert.equal(rec.destroyed_by, 'ups cleanup')
   assert.equal(rec.updated_at, deps.now().toISOString())
 })
+
+/** A run-dir lock file naming `pid` on this host, as `ups resume` leaves while it writes. */
+async function lockRun(path: string, pid: number): Promise<void> {
+  const {hostname} = await import('node:os')
+  await writeFile(join(path, '.ups.lock'), JSON.stringify({pid, hostname: hostname(), started_at: new Date().toISOString(), command: 'ups resume run_20250101_000000_0001'}) + '\n')
+}
+
+test('cleanup keeps a run directory whose lock a live process holds, and says who holds it', async (t) => {
+  const {spawn} = await import('node:child_process')
+  const {options, deps, runs} = await setup(t)
+  const holder = spawn('sleep', ['600'], {stdio: 'ignore'})
+  t.after(() => holder.kill())
+  await lockRun(runs.done.path, holder.pid!)
+  const r = await cleanup({...options, yes: true}, deps)
+  const item = r.runs.find((x) => x.runId === runs.done.id)!
+  assert.equal(item.action, 'skip')
+  assert.match(item.reason, new RegExp(`in use by pid ${holder.pid} .*ups resume run_20250101_000000_0001`))
+  assert.match(item.holder!, new RegExp(`pid ${holder.pid}`))
+  assert.equal(r.summary.archive, 0)
+  assert.ok((await stat(join(runs.done.path, 'metadata.json'))).isFile(), 'not moved')
+})
+
+test('cleanup archives a run directory whose lock holder died, without the stale lock', async (t) => {
+  const {spawnSync} = await import('node:child_process')
+  const {root, options, deps, runs} = await setup(t)
+  const dead = spawnSync('true').pid
+  await lockRun(runs.done.path, dead)
+  const r = await cleanup({...options, yes: true}, deps)
+  const item = r.runs.find((x) => x.runId === runs.done.id)!
+  assert.equal(item.action, 'archive')
+  assert.equal(item.done, true, item.error)
+  const archived = join(root, 'archive', 'runs', runs.done.id)
+  assert.ok((await stat(join(archived, 'metadata.json'))).isFile())
+  assert.ok(!(await readdir(archived)).includes('.ups.lock'))
+})
