@@ -12,7 +12,7 @@ export default class Cleanup extends BaseCommand {
   static summary = 'Weekly cleanup (MAINT-001): destroy old stopped instances, archive old runs, delete old latent caches. Lists only, unless --yes.'
   static description = `Without --yes nothing changes: the plan is printed (or returned with --json).
 Stopped instances: destroyed when their last sign of activity (Vast start date, launch record end) is older than --stopped-older-than. Running, loading or scheduled instances are never touched.
-Runs: run directories under --runs-root whose last activity (metadata times, history, file times) is older than --archive-runs-older-than move to --archive-dir/<run_id>. A run in progress (status running/created with activity in the last 24 h), or whose instance still runs, is never touched.
+Runs: run directories under --runs-root whose last activity (metadata times, history, file times) is older than --archive-runs-older-than move to --archive-dir/<run_id>. A run in progress (status running/created with activity in the last 24 h, or its run-directory lock held by a live process), or whose instance still runs, is never touched.
 Latent caches: folders with a meta.json under --cache-dir (and the config's training.latent_cache_dir with --config) untouched for longer than --cache-older-than are deleted.
 Durations: 30m, 12h, 7d, 2w (a bare number is days). Exit 3 when an action failed.`
 

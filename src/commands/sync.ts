@@ -10,6 +10,7 @@ export default class Sync extends BaseCommand {
   static summary = 'Upload a run to Weights & Biases: records logged offline or whose upload failed.'
   static description = `Sends what W&B has not acknowledged yet: history rows, the summary, config, queued files (offline runs: checkpoints/, eval/, reports/) and the finished/failed state.
 Safe to repeat: acknowledged offsets are kept in <run>/wandb/state.json and checked against the server, so no step is sent twice.
+A run directory that a live ups process is still writing (its lock is held) is refused (exit 1, naming the process); a dead writer's lock is reclaimed.
 Needs WANDB_API_KEY; WANDB_BASE_URL selects a self-hosted server. WANDB_MODE is ignored (syncing is an explicit request).`
 
   static examples = [

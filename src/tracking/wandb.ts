@@ -17,6 +17,7 @@ import {
   type HistoryRecord,
   type RunDir,
 } from './rundir.js'
+import {lockRunDir} from './rundir-lock.js'
 import {WandbRequestError, type RemoteRun} from './wandb-client.js'
 import {
   newWandbState,
@@ -214,6 +215,17 @@ export interface SyncResult {
  * history of an offline run. Idempotent: offsets come from the state and the server's line count.
  */
 export async function syncRun(dir: RunDir, deps: WandbDeps, options: SyncOptions = {}): Promise<SyncResult> {
+  // It writes wandb/state.json and the run info into the run directory, as a live run's mirror
+  // does: a run being written is refused (RUNDIR_LOCKED, naming its writer); a dead one's is not.
+  const lock = await lockRunDir(dir.path, `ups sync ${dir.id}`)
+  try {
+    return await syncLocked(dir, deps, options)
+  } finally {
+    await lock.release()
+  }
+}
+
+async function syncLocked(dir: RunDir, deps: WandbDeps, options: SyncOptions): Promise<SyncResult> {
   if (!deps.env.WANDB_API_KEY) {
     throw new UserError('WANDB_API_KEY is not set, so the run cannot be uploaded.', {
       code: 'WANDB_NO_KEY',

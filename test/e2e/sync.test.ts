@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -85,6 +88,31 @@ describe('ups sync', () => {
     assert.equal(r.exitCode, 0, r.stderr)
     assert.match(r.stdout, /state: +failed/)
     assert.equal(mock.run('ups-e2e', 'run_20250302_120000_bbbb')?.state, 'failed')
+  })
+
+  it('refuses a run directory a live process is writing (exit 1, naming it); a dead writer\'s lock does not stop it', async (t) => {
+    const env = {PATH: process.env.PATH, WANDB_API_KEY: mock.apiKey, WANDB_BASE_URL: mock.url}
+    const id = 'run_20250303_120000_cccc'
+    await offlineRun(id, 'running')
+    const lockAt = join(root, id, '.ups.lock')
+    const lockOf = (pid: number) => JSON.stringify({pid, hostname: hostname(), started_at: new Date().toISOString(), command: `ups resume ${id}`}) + '\n'
+    const writer = spawn('sleep', ['600'], {stdio: 'ignore'})
+    t.after(() => writer.kill())
+    await writeFile(lockAt, lockOf(writer.pid!))
+    const before = mock.requests.length
+    const refused = await ups(['sync', id, '--runs-root', root, '--json'], env)
+    assert.equal(refused.exitCode, 1, refused.stderr)
+    const error = JSON.parse(refused.stdout).error
+    assert.equal(error.code, 'RUNDIR_LOCKED')
+    assert.match(error.message, new RegExp(`in use by pid ${writer.pid} .*ups resume ${id}`))
+    assert.equal(mock.requests.length, before, 'nothing sent')
+    assert.equal(mock.run('ups-e2e', id), undefined)
+
+    await writeFile(lockAt, lockOf(spawnSync('true').pid))
+    const synced = await ups(['sync', id, '--runs-root', root], env)
+    assert.equal(synced.exitCode, 0, synced.stderr)
+    assert.equal(mock.run('ups-e2e', id)?.history.length, 40)
+    assert.ok(!existsSync(lockAt), 'the stale lock was reclaimed and released')
   })
 
   it('exits 2 without a key and sends nothing', async () => {
