@@ -1,8 +1,11 @@
-/** Small pieces of the pipeline: the epoch line, test faults, OOM errors, clearing a stage. */
+/** Small pieces of the pipeline: the epoch line, test faults, OOM errors, clearing a stage, its folders. */
 import {readdir, rm} from 'node:fs/promises'
-import {join} from 'node:path'
+import {isAbsolute, join, relative, resolve} from 'node:path'
 
+import type {UpsConfig} from '../config/index.js'
 import {ExitCode, UserError} from '../util/errors.js'
+import {removeStaleTempFiles} from '../util/fs.js'
+import {DEFAULT_STALE_AFTER_MS} from '../util/lock.js'
 import {type FaultPlan, KILL_POINTS, type KillPoint} from './stages/loop.js'
 import type {EpochRecord} from './stages/types.js'
 
@@ -77,4 +80,31 @@ export async function clearStageCheckpoints(dir: string, stage: string): Promise
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (re.test(name)) await rm(join(dir, name), {recursive: true, force: true})
   }
+}
+
+/** The checkpoint folder: checkpoint.dir relative to the run directory (an absolute one is not used). */
+export function checkpointDirOf(config: UpsConfig, runDirPath: string): string {
+  return resolve(runDirPath, config.checkpoint?.dir && !isAbsolute(config.checkpoint.dir) ? config.checkpoint.dir : 'checkpoints')
+}
+
+/** training.latent_cache_dir (relative to the working directory), else the run's own latent_cache/. */
+export function latentCacheDirOf(config: UpsConfig, runDirPath: string, cwd: string): string {
+  return config.training?.latent_cache_dir ? resolve(cwd, config.training.latent_cache_dir) : join(runDirPath, 'latent_cache')
+}
+
+/**
+ * Removes the atomic-write temp files killed writers left in the checkpoint and latent cache
+ * folders when they lie outside the run directory (taking the run's lock already cleaned the
+ * inside). Such a folder may be shared with other runs, even other machines on a network disk,
+ * where a pid says nothing: only temps of pids dead on this host and untouched for as long as a
+ * lock heartbeat may lag are removed. Returns the removed paths.
+ */
+export async function removeOutsideTemps(dirs: string[], runDirPath: string, isAlive: (pid: number) => boolean, nowMs: number): Promise<string[]> {
+  const outside = [...new Set(dirs.map((d) => resolve(d)))].filter((d) => {
+    const rel = relative(resolve(runDirPath), d)
+    return rel.startsWith('..') || isAbsolute(rel)
+  })
+  const removed: string[] = []
+  for (const dir of outside) removed.push(...(await removeStaleTempFiles(dir, isAlive, {minAgeMs: DEFAULT_STALE_AFTER_MS, nowMs})))
+  return removed
 }

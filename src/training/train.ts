@@ -7,13 +7,13 @@
  */
 import {readdir} from 'node:fs/promises'
 import {availableParallelism} from 'node:os'
-import {isAbsolute, join, resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 
 import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
 import {JsonlAppender, lockRunDir, readHistory, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
-import {describeHolder} from '../util/lock.js'
+import {describeHolder, isPidAlive} from '../util/lock.js'
 import {redactConfigSecrets} from '../util/secrets.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
@@ -27,7 +27,7 @@ import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
 import {type FaultPlan, type LoopLogger, runStage, type StageOutcome, type StoredEpochRecord} from './stages/loop.js'
 import type {EpochRecord, StageProgress} from './stages/types.js'
-import {clearStageCheckpoints, dataSizeError, formatEpochLine, outOfMemoryError, parseFault} from './train-helpers.js'
+import {checkpointDirOf, clearStageCheckpoints, dataSizeError, formatEpochLine, latentCacheDirOf, outOfMemoryError, parseFault, removeOutsideTemps} from './train-helpers.js'
 
 export type StageSelection = 'all' | StageName
 
@@ -101,7 +101,8 @@ async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promi
     onReclaim: (previous, reason) => deps.logger.warn({lock: join(runDir.path, RUN_LOCK_FILE)}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`),
   })
   try {
-    for (const path of lock.removedTemps) deps.logger.info({path}, `Removed a temp file left by a killed writer: ${path}`)
+    const outside = await removeOutsideTemps([checkpointDirOf(config, runDir.path), latentCacheDirOf(config, runDir.path, deps.cwd)], runDir.path, isPidAlive, deps.clock())
+    for (const path of [...lock.removedTemps, ...outside]) deps.logger.info({path}, `Removed a temp file left by a killed writer: ${path}`)
     return await trainLocked(config, options)
   } finally {
     await lock.release()
@@ -112,7 +113,7 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
   const {runDir, deps} = options
   const {logger} = deps
   const started = deps.clock()
-  const ckptDir = resolve(runDir.path, config.checkpoint?.dir && !isAbsolute(config.checkpoint.dir) ? config.checkpoint.dir : 'checkpoints')
+  const ckptDir = checkpointDirOf(config, runDir.path)
   const seed = config.seed ?? 0
   const configHash = trainingConfigHash(config)
   const fault: FaultPlan = parseFault(deps.env.UPS_TEST_FAULT, deps.kill)
@@ -380,7 +381,7 @@ async function buildCache(config: UpsConfig, data: TrainingData, seed: number, c
   try {
     const ckpt = await loadCheckpoint(bestPath(ckptDir, 'autoencoder'))
     ae.store.importArrays(ckpt.tensors, '', `checkpoint ${ckpt.path}`)
-    const dir = config.training?.latent_cache_dir ? resolve(deps.cwd, config.training.latent_cache_dir) : join(runDir.path, 'latent_cache')
+    const dir = latentCacheDirOf(config, runDir.path, deps.cwd)
     const dtype = config.training?.latent_cache_dtype ?? 'float32'
     const autoencoderHash = ckpt.manifest.weightsSha256
     const result = await ensureLatentCache(data.splits, {

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdir, open, readdir, rename, rm} from 'node:fs/promises'
+import {mkdir, open, readdir, rename, rm, stat} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 
 /**
@@ -62,9 +62,10 @@ export function atomicTempPid(name: string): number | null {
 /**
  * Removes writeFileAtomic temp files under `root` (recursively) whose writer is gone: a kill -9
  * mid-write leaves them. Only call it holding the folder's lock. Checkpoint swap folders
- * (`.<name>.ckpt.<tag>.tmp`) are not matched: resume reads them. Returns the removed paths.
+ * (`.<name>.ckpt.<tag>.tmp`) are not matched: resume reads them. `minAgeMs`: also leave temps
+ * modified more recently than that. Returns the removed paths.
  */
-export async function removeStaleTempFiles(root: string, isAlive: (pid: number) => boolean): Promise<string[]> {
+export async function removeStaleTempFiles(root: string, isAlive: (pid: number) => boolean, options: {minAgeMs?: number; nowMs?: number} = {}): Promise<string[]> {
   const removed: string[] = []
   const walk = async (dir: string): Promise<void> => {
     const entries = await readdir(dir, {withFileTypes: true}).catch(() => [])
@@ -74,6 +75,10 @@ export async function removeStaleTempFiles(root: string, isAlive: (pid: number) 
       else if (e.isFile()) {
         const pid = atomicTempPid(e.name)
         if (pid === null || pid === process.pid || isAlive(pid)) continue
+        if (options.minAgeMs !== undefined) {
+          const mtime = await stat(path).then((s) => s.mtimeMs, () => null)
+          if (mtime === null || (options.nowMs ?? Date.now()) - mtime < options.minAgeMs) continue
+        }
         await rm(path, {force: true})
         removed.push(path)
       }

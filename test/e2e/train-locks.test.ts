@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
-import {mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, stat, utimes, writeFile} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {it} from 'node:test'
@@ -112,4 +112,27 @@ it('ups train and ups eval into a run directory another live process holds: exit
   const j = await runCli(['eval', 'tiny.yaml', '--checkpoints', join(run, 'checkpoints'), '--json'], {cwd})
   assert.equal(j.code, 1)
   assert.equal(JSON.parse(j.stdout).error.code, 'RUNDIR_LOCKED')
+})
+
+it('ups train removes temp files of dead writers from a latent cache folder outside the run directory; keeps live writers\' and fresh ones', async (t) => {
+  const cwd = await tempDir(t, 'ups-e2e-locks-')
+  await writeFile(join(cwd, 'tiny.yaml'), tinyConfig('data').replace('training:\n', 'training:\n  latent_cache_dir: shared_cache\n'))
+  const cache = join(cwd, 'shared_cache')
+  await mkdir(join(cache, 'burgers1d_train-old'), {recursive: true})
+  const writer = spawn(process.execPath, ['-e', ''], {stdio: 'ignore'})
+  await new Promise((r) => writer.on('exit', r))
+  const dead = join(cache, 'burgers1d_train-old', `.latents.bin.${writer.pid}.0a1b2c3d.tmp`)
+  const live = join(cache, `.meta.json.${process.pid}.0a1b2c3d.tmp`)
+  // A dead pid here may be a live writer on another machine sharing the folder: kept while fresh.
+  const fresh = join(cache, `.meta.json.${writer.pid}.1a2b3c4d.tmp`)
+  for (const p of [dead, live, fresh]) await writeFile(p, 'torn')
+  const hourAgo = new Date(Date.now() - 3_600_000)
+  for (const p of [dead, live]) await utimes(p, hourAgo, hourAgo)
+
+  const r = await runCli(['train', 'tiny.yaml', '--backend', 'wasm', '--run-dir', join(cwd, 'run')], {cwd})
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout + r.stderr, new RegExp(`Removed a temp file left by a killed writer: ${dead.replace(/[.]/g, '\\.')}`))
+  assert.ok(!(await exists(dead)), 'the dead writer\'s temp is gone')
+  assert.ok(await exists(live), 'a live writer\'s temp is kept')
+  assert.ok(await exists(fresh), 'a fresh temp is kept')
 })
