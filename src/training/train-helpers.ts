@@ -1,12 +1,13 @@
-/** Small pieces of the pipeline: the epoch line, test faults, OOM errors, clearing a stage, its folders. */
+/** Small pieces of the pipeline: the epoch line, test faults, OOM errors, clearing a stage, its folders, a lost history line. */
 import {readdir, rm} from 'node:fs/promises'
 import {isAbsolute, join, relative, resolve} from 'node:path'
 
 import type {UpsConfig} from '../config/index.js'
+import {type RunDir, type WandbMirror, historyWriter, readHistory} from '../tracking/index.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {removeStaleTempFiles} from '../util/fs.js'
 import {DEFAULT_STALE_AFTER_MS} from '../util/lock.js'
-import {type FaultPlan, KILL_POINTS, type KillPoint} from './stages/loop.js'
+import {type FaultPlan, KILL_POINTS, type KillPoint, type LoopLogger, type StoredEpochRecord} from './stages/loop.js'
 import type {EpochRecord} from './stages/types.js'
 
 const num = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '-' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? v.toPrecision(digits) : v.toExponential(2))
@@ -107,4 +108,24 @@ export async function removeOutsideTemps(dirs: string[], runDirPath: string, isA
   const removed: string[] = []
   for (const dir of outside) removed.push(...(await removeStaleTempFiles(dir, isAlive, {minAgeMs: DEFAULT_STALE_AFTER_MS, nowMs})))
   return removed
+}
+
+/** data.root (relative to the working directory), else $PDEBENCH_ROOT, else data/pdebench. */
+export function trainDataRoot(config: UpsConfig, where: {cwd: string; env: Record<string, string | undefined>}): string {
+  return resolve(where.cwd, config.data.root ?? where.env.PDEBENCH_ROOT ?? 'data/pdebench')
+}
+
+/**
+ * A kill between an epoch's checkpoint and its history line loses the line: put it back from the
+ * checkpoint, unless history.jsonl has it (same stage and epoch, logged after the checkpoint was made).
+ */
+export async function restoreEpochRecord(r: StoredEpochRecord, runDir: RunDir, logger: LoopLogger, sinks: {history: ReturnType<typeof historyWriter>; mirror?: WandbMirror}): Promise<void> {
+  await sinks.history.sync()
+  const {records} = await readHistory(runDir)
+  const logged = records.some((h) => h.metrics.epoch === r.epoch && `${r.stage}/loss` in h.metrics && Date.parse(h.time) >= r.time_ms)
+  if (logged) return
+  await sinks.history.log(r.globalStep, {...r.metrics, epoch: r.epoch}, new Date(r.time_ms))
+  await sinks.history.sync()
+  await sinks.mirror?.log({...r.metrics}, r.globalStep)
+  logger.warn({stage: r.stage, epoch: r.epoch}, `Restored the history record of ${r.stage} epoch ${r.epoch} from its checkpoint (the process was killed before logging it)`)
 }

@@ -11,7 +11,7 @@ import {join, resolve} from 'node:path'
 
 import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
-import {JsonlAppender, lockRunDir, readHistory, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
+import {JsonlAppender, lockRunDir, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {describeHolder, isPidAlive} from '../util/lock.js'
 import {redactConfigSecrets} from '../util/secrets.js'
@@ -25,9 +25,9 @@ import {describeReplicas, ReplicaPool, startStageReplicas, resolveWorkers, train
 import {type PipelineState, readPipelineState, type StageState, writePipelineState} from './pipeline-state.js'
 import {buildAutoencoder, deriveSeed} from './stages/build.js'
 import {bestPath, buildStage} from './stages/index.js'
-import {type FaultPlan, type LoopLogger, runStage, type StageOutcome, type StoredEpochRecord} from './stages/loop.js'
+import {type FaultPlan, type LoopLogger, runStage, type StageOutcome} from './stages/loop.js'
 import type {EpochRecord, StageProgress} from './stages/types.js'
-import {checkpointDirOf, clearStageCheckpoints, dataSizeError, formatEpochLine, latentCacheDirOf, outOfMemoryError, parseFault, removeOutsideTemps} from './train-helpers.js'
+import {checkpointDirOf, clearStageCheckpoints, dataSizeError, formatEpochLine, latentCacheDirOf, outOfMemoryError, parseFault, removeOutsideTemps, restoreEpochRecord, trainDataRoot} from './train-helpers.js'
 
 export type StageSelection = 'all' | StageName
 
@@ -246,7 +246,7 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
             state.stages[stage] = {...stageState(r, configHash), ...record, done: false}
             await writePipelineState(ckptDir, state)
           },
-          onResume: (r) => restoreEpochRecord(r, runDir, deps, {history, mirror}),
+          onResume: (r) => restoreEpochRecord(r, runDir, deps.logger, {history, mirror}),
         })
       } finally {
         // Worker threads end with the stage, on success, error and NaN stop alike.
@@ -328,25 +328,6 @@ async function recordEpoch(
   await sinks.history.log(r.globalStep, {...r.metrics, epoch: r.epoch}, now)
   await sinks.history.sync()
   await sinks.mirror?.log({...r.metrics}, r.globalStep)
-}
-
-function trainDataRoot(config: UpsConfig, deps: TrainDeps): string {
-  return resolve(deps.cwd, config.data.root ?? deps.env.PDEBENCH_ROOT ?? 'data/pdebench')
-}
-
-/**
- * A kill between an epoch's checkpoint and its history line loses the line: put it back from the
- * checkpoint, unless history.jsonl has it (same stage and epoch, logged after the checkpoint was made).
- */
-async function restoreEpochRecord(r: StoredEpochRecord, runDir: RunDir, deps: TrainDeps, sinks: {history: ReturnType<typeof historyWriter>; mirror?: WandbMirror}): Promise<void> {
-  await sinks.history.sync()
-  const {records} = await readHistory(runDir)
-  const logged = records.some((h) => h.metrics.epoch === r.epoch && `${r.stage}/loss` in h.metrics && Date.parse(h.time) >= r.time_ms)
-  if (logged) return
-  await sinks.history.log(r.globalStep, {...r.metrics, epoch: r.epoch}, new Date(r.time_ms))
-  await sinks.history.sync()
-  await sinks.mirror?.log({...r.metrics}, r.globalStep)
-  deps.logger.warn({stage: r.stage, epoch: r.epoch}, `Restored the history record of ${r.stage} epoch ${r.epoch} from its checkpoint (the process was killed before logging it)`)
 }
 
 async function prepareData(config: UpsConfig, deps: TrainDeps, seed: number): Promise<TrainingData> {
