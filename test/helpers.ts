@@ -1,5 +1,6 @@
 /** Shared test helpers: temp folders that clean up, and the built CLI run as a user would. */
 import {spawn} from 'node:child_process'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {mkdtemp, rm, writeFile, mkdir} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
@@ -31,12 +32,27 @@ export interface CliResult {
   stderr: string
 }
 
+let upsHome: string | undefined
+
+/**
+ * $UPS_HOME for CLI runs that set none: one temp folder per test process (removed at exit), so
+ * launch records and caches never land in the real home, and runs of one test file share caches.
+ */
+function testUpsHome(): string {
+  if (!upsHome) {
+    const dir = mkdtempSync(join(tmpdir(), 'ups-home-'))
+    process.on('exit', () => rmSync(dir, {recursive: true, force: true}))
+    upsHome = dir
+  }
+  return upsHome
+}
+
 /** Runs `bin/run.js ARGS` (build first: `npm test` does) and collects its output. */
 export function runCli(args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
-      env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...options.env},
+      env: {...process.env, UPS_HOME: process.env.UPS_HOME ?? testUpsHome(), NO_COLOR: '1', FORCE_COLOR: '0', ...options.env},
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     let stdout = ''

@@ -15,6 +15,7 @@ import {mkdir, readdir} from 'node:fs/promises'
 
 import {loadConfig} from '../config/index.js'
 import {type CheckpointCopier, type MonitorDeps, parseDuration} from '../ops/index.js'
+import {kernelCachePath} from '../pipeline/kernel-cache.js'
 import {dryRunEstimateFn} from '../pipeline/launch-estimate.js'
 import type {Logger} from '../util/logger.js'
 import {type GitRunner, type LaunchDeps, launchesPath} from '../vast/index.js'
@@ -52,7 +53,7 @@ export function realLaunchDeps(flags: {'vastai-bin'?: string}, logger: Logger, o
     provider: realVastProvider(flags, logger),
     git: gitRunner,
     // The same estimate `ups dry-run` prints: two timed steps per stage, scaled to the GPU.
-    estimate: dryRunEstimateFn({cwd: process.cwd(), now: () => performance.now()}),
+    estimate: dryRunEstimateFn({cwd: process.cwd(), now: () => performance.now(), kernelCacheFile: kernelCachePath(process.env, homedir())}),
     now: () => new Date(),
     sleep: realSleep,
     randomHex: () => randomBytes(2).toString('hex'),

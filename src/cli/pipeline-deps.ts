@@ -4,8 +4,9 @@
  */
 import {randomBytes} from 'node:crypto'
 import {statfs} from 'node:fs/promises'
-import {totalmem} from 'node:os'
+import {homedir, totalmem} from 'node:os'
 
+import {kernelCachePath} from '../pipeline/kernel-cache.js'
 import type {PipelineDeps} from '../pipeline/run.js'
 import type {SystemProbe} from '../pipeline/resources.js'
 import {realPipelineSteps, type RealStepsDeps} from '../pipeline/steps.js'
@@ -38,6 +39,7 @@ export function realStepsDeps(logger: Logger, flags: {'vastai-bin'?: string} = {
     onProgress: stderrProgress,
     onTrainProgress: trainingProgress(process.stderr, () => Date.now()),
     system: realSystemProbe,
+    kernelCacheFile: kernelCachePath(process.env, homedir()),
     logger,
     wandb: realWandbDeps(logger),
   }

@@ -40,7 +40,7 @@ export default class DryRun extends BaseCommand {
       args.config,
       {overrides: flags.set, estimateOnly: flags['estimate-only'], skipData: flags['skip-data'], static: flags.static, gpu: flags.gpu, livePrices: flags['live-prices'], out: flags.out, targetBackend: flags['target-backend'] as GpuBackend | undefined},
       realPipelineSteps(deps),
-      {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, workersOverride: process.env.UPS_TRAIN_WORKERS, system: deps.system},
+      {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, workersOverride: process.env.UPS_TRAIN_WORKERS, system: deps.system, kernelCacheFile: deps.kernelCacheFile},
     )
     if (!this.jsonEnabled()) this.log(renderDryRun(result, flags['estimate-only']))
     return result

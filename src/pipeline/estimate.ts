@@ -73,6 +73,8 @@ export interface EstimateDeps {
   workersOverride?: string
   /** RAM and free disk of this machine, for the memory and disk warnings. */
   system?: SystemProbe
+  /** Kernel counts kept between runs (kernel-cache.ts). */
+  kernelCacheFile?: string
 }
 
 // ---------------------------------------------------------------- data shape
@@ -189,7 +191,7 @@ export async function estimateRun(config: UpsConfig, options: EstimateRunOptions
   const countKernelsFor = target.gpu ? assumed.backend : undefined
   if (!measured || (countKernelsFor && measured.models.some((m) => !m.kernelsPerStep))) {
     const {measureModels} = await import('./measure.js')
-    const counted = await measureModels(config, shape, {measure: !isStatic && !measured, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, onProgress: deps.onProgress, countKernelsFor})
+    const counted = await measureModels(config, shape, {measure: !isStatic && !measured, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, kernelCacheFile: deps.kernelCacheFile, onProgress: deps.onProgress, countKernelsFor})
     measured = measured ? {...measured, models: counted.models} : counted
   }
   const stages = measured.models.map((m) => {
@@ -317,10 +319,10 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     const kernels = (r: MeasureResult) => (countKernelsFor ? `; kernels/step on ${countKernelsFor}: ` + r.models.map((m) => `${m.stage} ${m.kernelsPerStep}`).join(', ') : '')
     let measured: MeasureResult = built
     if (options.static) {
-      if (countKernelsFor) measured = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, countKernelsFor})
+      if (countKernelsFor) measured = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, kernelCacheFile: deps.kernelCacheFile, countKernelsFor})
       done('measure steps', 'skipped', `--static: no step timed${kernels(measured)}`)
     } else {
-      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, countKernelsFor})
+      measured = await measureModels(config, shape, {measure: true, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, kernelCacheFile: deps.kernelCacheFile, countKernelsFor})
       const rate = (s: MeasureResult['stages'][number]) => `${s.stage} ${s.measuredMs.toFixed(1)} ms/step (${((s.batchSize * 1000) / s.measuredMs).toFixed(0)} samples/s)`
       done('measure steps', 'ok', `${measured.backend}: ` + measured.stages.map(rate).join(', ') + kernels(measured))
     }

@@ -30,6 +30,7 @@ import {Ema} from '../training/step.js'
 import {setFusedKernels} from '../training/fused.js'
 import {mergeMicroBatches, resolveMicroBatch} from '../training/micro-batch.js'
 import {type DataShape, itemsPerEpoch, stepsPerEpochOf} from './estimate-math.js'
+import {cachedKernelCount, kernelCountKey} from './kernel-cache.js'
 import {enabledStagesOf} from './stages.js'
 /** At least this many steps run before timing starts (the first ones compile kernels). */
 export const WARMUP_STEPS = 2
@@ -116,6 +117,8 @@ export interface MeasureOptions {
   workersOverride?: string
   /** Count kernels per step as this GPU backend would run the stage (its micro-batch policy, tfjs-op kernels). */
   countKernelsFor?: string
+  /** Where counted kernels are kept between runs (kernel-cache.ts); absent: always counted. */
+  kernelCacheFile?: string
   /** Monotonic milliseconds (performance.now). */
   now: () => number
   onProgress?: (line: string) => void
@@ -249,7 +252,10 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
     try {
       const s = resolveStage(config, stage)
       const stateFloats = m.report.params * (3 + (s.optimizer.name === 'sgd' ? 0 : 1) + (s.ema_decay ? 1 : 0))
-      const counted = options.countKernelsFor ? await countKernels(m, s, options.countKernelsFor, config) : {}
+      const gpuBackend = options.countKernelsFor
+      const counted = gpuBackend
+        ? await cachedKernelCount(options.kernelCacheFile, kernelCountKey({config, shape, stage, gpuBackend}), () => countKernels(m, s, gpuBackend, config))
+        : {}
       models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes, ...counted})
       options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters${counted.kernelsPerStep ? `, ${counted.kernelsPerStep} kernels/step on ${options.countKernelsFor}` : ''}`)
       if (!options.measure) continue

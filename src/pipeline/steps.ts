@@ -113,6 +113,8 @@ export interface RealStepsDeps {
   onProgress?: (line: string) => void
   /** RAM and free disk of this machine (dry-run warnings). */
   system?: SystemProbe
+  /** Kernel counts kept between runs (kernel-cache.ts). */
+  kernelCacheFile?: string
   /** Progress inside a training epoch (step, samples/s, ETA). */
   onTrainProgress?: (p: {stage: string; epoch: number; epochs: number; step: number; steps: number; items?: number; elapsedMs?: number}) => void
   /** Where training writes its human log lines (stderr for the CLI). */
@@ -230,7 +232,7 @@ export function realPipelineSteps(deps: RealStepsDeps): PipelineSteps {
     checkData: (config, options) => checkDataStep(config, options, deps),
     async estimate(config, options) {
       const {estimateRun} = await import('./estimate.js')
-      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, system: deps.system})
+      return estimateRun(config, options, {cwd: deps.cwd, now: deps.monotonic, provider: deps.provider, onProgress: deps.onProgress, system: deps.system, kernelCacheFile: deps.kernelCacheFile})
     },
     async train(config, options) {
       // Loaded here, not at the top: tfjs and h5wasm stay out of `ups dry-run --static` and friends.

@@ -9,7 +9,8 @@ describe('ups dry-run on a GPU target: the calibrated step model', () => {
   it('--gpu H200 --target-backend webgpu --json: calibrated, backend and calibration source named, kernels counted per stage', {timeout: 180_000}, async (t) => {
     const dir = await tempDir(t, 'ups-e2e-gpu-est-')
     await cp(join(REPO_ROOT, 'configs'), join(dir, 'configs'), {recursive: true})
-    const r = await runCli(['dry-run', 'configs/local_smoke.yaml', '--estimate-only', '--static', '--gpu', 'H200', '--target-backend', 'webgpu', '--json'], {cwd: dir})
+    const env = {UPS_HOME: join(dir, 'home')}
+    const r = await runCli(['dry-run', 'configs/local_smoke.yaml', '--estimate-only', '--static', '--gpu', 'H200', '--target-backend', 'webgpu', '--json'], {cwd: dir, env})
     assert.equal(r.code, 0, r.stderr)
     const e = JSON.parse(r.stdout).estimate
     assert.equal(e.gpuModel.backend, 'webgpu')
@@ -19,6 +20,12 @@ describe('ups dry-run on a GPU target: the calibrated step model', () => {
     for (const s of e.stages) assert.ok(s.kernelsPerStep > 0 && s.samplesPerSec > 0 && s.targetStepMs > s.kernelsPerStep * 0.1, JSON.stringify(s))
     const written = JSON.parse(await readFile(join(dir, 'artifacts', 'estimate.json'), 'utf8'))
     assert.equal(written.gpuModel.basis, e.gpuModel.basis)
+    // The counts are kept under $UPS_HOME: the next estimate of this config (launch, recover) reuses them.
+    const cache = JSON.parse(await readFile(join(dir, 'home', 'cache', 'kernel-counts.json'), 'utf8'))
+    const cached = Object.values(cache).map((v) => (v as {value: {kernelsPerStep: number}}).value.kernelsPerStep).sort()
+    assert.deepEqual(cached, e.stages.map((s: {kernelsPerStep: number}) => s.kernelsPerStep).sort())
+    const again = await runCli(['dry-run', 'configs/local_smoke.yaml', '--estimate-only', '--static', '--gpu', 'H200', '--target-backend', 'webgpu', '--json'], {cwd: dir, env})
+    assert.deepEqual(JSON.parse(again.stdout).estimate.stages, e.stages)
 
     // H100 has no record: webgpu is extrapolated from the H200; the default image's tensorflow-gpu is unmeasured.
     const h100 = await runCli(['dry-run', 'configs/local_smoke.yaml', '--estimate-only', '--static', '--gpu', 'H100', '--target-backend', 'webgpu'], {cwd: dir})

@@ -1,7 +1,10 @@
+import {homedir} from 'node:os'
+
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {configOverrideFlag} from '../../cli/flags.js'
+import {kernelCachePath} from '../../pipeline/kernel-cache.js'
 import {offerDefaultsFromConfig} from '../../pipeline/launch-estimate.js'
 import {floatFlag, realVastProvider, vastFlags} from '../../cli/vast.js'
 import {OFFER_ORDERS, type OffersResult, findOffers, parseOfferOrder, renderOffers} from '../../vast/index.js'
@@ -42,7 +45,7 @@ export default class Offers extends BaseCommand {
   async run(): Promise<OffersCommandResult> {
     const {flags} = await this.parse(Offers)
     const fromConfig = flags.config
-      ? await offerDefaultsFromConfig(flags.config, {overrides: flags.set, gpu: flags.gpu}, {cwd: process.cwd(), now: () => performance.now()})
+      ? await offerDefaultsFromConfig(flags.config, {overrides: flags.set, gpu: flags.gpu}, {cwd: process.cwd(), now: () => performance.now(), kernelCacheFile: kernelCachePath(process.env, homedir())})
       : undefined
     const result = await findOffers(
       realVastProvider(flags, this.logger),
