@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs'
 
 import type {NamedArray} from './checkpoint.js'
+import {useFusedKernels} from './fused.js'
 import type {Grads} from './optim.js'
 import type {ParamStore} from './params.js'
 
@@ -39,6 +40,16 @@ export class FlatLayout {
   /** The gradients as one flat tensor (missing ones as zeros). */
   concatGrads(grads: Grads): tf.Tensor1D {
     return tf.tidy(() => this.concat(this.names.map((n, i) => grads.get(n) ?? tf.zeros([this.sizes[i]]))))
+  }
+
+  /** The gradients as one flat buffer: a JS array where the update runs in JS (wasm, cpu), else one concat. */
+  flatGrads(grads: Grads): Float32Array | tf.Tensor1D {
+    return useFusedKernels() ? this.readGrads(grads) : this.concatGrads(grads)
+  }
+
+  /** The current parameters as one flat buffer, the same way. */
+  flatParams(): Float32Array | tf.Tensor1D {
+    return useFusedKernels() ? this.readParams() : this.concat(this.vars)
   }
 
   /** The gradients as one flat array, read synchronously (CPU-side backends). */

@@ -15,7 +15,7 @@ export {createOptimizer, Optimizer, type OptimizerConfig, type OptimizerState} f
 export {ParamStore} from './params.js'
 export {Rng, type RngState} from './rng.js'
 export {createScheduler, Scheduler, type SchedulerConfig, type SchedulerState} from './schedule.js'
-export {applyAccumulated, applyAccumulatedAsync, clipByGlobalNorm, Ema, globalNorm, globalNormAsync, GradientAccumulator, lossAndGrads, type StepContext, trainStep, trainStepAsync, type TrainStepResult} from './step.js'
+export {applyAccumulated, applyAccumulatedAsync, clipByGlobalNorm, Ema, globalNorm, GradientAccumulator, lossAndGrads, type StepContext, trainStep, trainStepAsync, type TrainStepResult} from './step.js'
 export {type CorrectOptions, type Field, type Latent, loadSimulator, type Simulator} from './simulator.js'
 export {type StageReport, type StageSelection, type TrainDeps, type TrainOptions, type TrainResult, trainPipeline} from './train.js'
 export {prepareTrainRunDir, type RunDirRequest} from './run-setup.js'

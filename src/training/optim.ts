@@ -10,7 +10,6 @@ import * as tf from '@tensorflow/tfjs'
 
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
-import {useFusedKernels} from './fused.js'
 import {FlatLayout} from './flat.js'
 import type {ParamStore} from './params.js'
 
@@ -72,7 +71,7 @@ export class Optimizer {
 
   /** Applies one update from gradients keyed by parameter name (missing = zero gradient). */
   apply(grads: Grads): void {
-    const flat = useFusedKernels() ? this.layout.readGrads(grads) : this.layout.concatGrads(grads)
+    const flat = this.layout.flatGrads(grads)
     const next = this.applyFlat(flat)
     if (!(next instanceof Float32Array)) next.dispose()
     if (!(flat instanceof Float32Array)) flat.dispose()

@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs'
 import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import {FlatLayout} from './flat.js'
-import {useFusedKernels} from './fused.js'
 import {assignArray, type Flat, type Grads, type Optimizer} from './optim.js'
 import type {ParamStore} from './params.js'
 
@@ -136,13 +135,6 @@ export function globalNorm(grads: Grads): number {
   return value
 }
 
-export async function globalNormAsync(grads: Grads): Promise<number> {
-  const s = sumOfSquares(grads)
-  const value = Math.sqrt((await s.data())[0])
-  s.dispose()
-  return value
-}
-
 /** Scales all gradients by maxNorm / norm when norm > maxNorm (PyTorch's clip_grad_norm_). */
 export function clipByGlobalNorm(grads: Grads, maxNorm: number, norm = globalNorm(grads)): {grads: Grads; norm: number; clipped: boolean} {
   if (!(norm > maxNorm)) return {grads, norm, clipped: false}
@@ -207,8 +199,8 @@ export function applyAccumulated(acc: GradientAccumulator, o: Omit<TrainStepOpti
   let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    flat = flatGrads(grads, o.optimizer)
-    const norm = flat instanceof Float32Array ? flatNorm(flat) : Math.sqrt(tf.tidy(() => tf.sum(tf.square(flat as tf.Tensor1D))).dataSync()[0])
+    flat = o.optimizer.layout.flatGrads(grads)
+    const norm = flatNorm(flat)
     return update(loss, flat, norm, o)
   } finally {
     if (flat && !(flat instanceof Float32Array)) flat.dispose()
@@ -221,9 +213,8 @@ export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<Tr
   let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    flat = flatGrads(grads, o.optimizer)
-    const f = flat
-    const norm = f instanceof Float32Array ? flatNorm(f) : Math.sqrt(await readScalar(() => tf.sum(tf.square(f))))
+    flat = o.optimizer.layout.flatGrads(grads)
+    const norm = await flatNormAsync(flat)
     return update(loss, flat, norm, o)
   } finally {
     if (flat && !(flat instanceof Float32Array)) flat.dispose()
@@ -231,15 +222,24 @@ export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<Tr
   }
 }
 
-/** The gradients as one flat buffer: a JS array on wasm/cpu (no kernels), one concat elsewhere. */
-function flatGrads(grads: Grads, optimizer: Optimizer): Flat {
-  return useFusedKernels() ? optimizer.layout.readGrads(grads) : optimizer.layout.concatGrads(grads)
-}
-
-function flatNorm(g: Float32Array): number {
+/** The L2 norm of a flat buffer (synchronous: CPU-side backends). */
+function flatNorm(g: Flat): number {
+  if (!(g instanceof Float32Array)) {
+    const s = tf.tidy(() => tf.sum(tf.square(g)))
+    try {
+      return Math.sqrt(s.dataSync()[0])
+    } finally {
+      s.dispose()
+    }
+  }
   let s = 0
   for (let i = 0; i < g.length; i++) s += g[i] * g[i]
   return Math.sqrt(s)
+}
+
+/** flatNorm with an asynchronous read (every backend, webgpu included). */
+async function flatNormAsync(g: Flat): Promise<number> {
+  return g instanceof Float32Array ? flatNorm(g) : Math.sqrt(await readScalar(() => tf.sum(tf.square(g))))
 }
 
 /** Norm check, clipping as a scale folded into the update (PyTorch's clip_grad_norm_), the EMA. */
@@ -271,8 +271,7 @@ export class Ema {
 
   /** Folds in the store's current weights. */
   update(): void {
-    const js = useFusedKernels()
-    const p = js ? this.layout.readParams() : this.layout.concat(this.layout.vars)
+    const p = this.layout.flatParams()
     try {
       this.updateFlat(p)
     } finally {

@@ -7,7 +7,7 @@ import {type FusedMode, setFusedKernels, setReferenceLayers} from '../../../src/
 import {trainingLoss} from '../../../src/training/losses.js'
 import {LatentOperator} from '../../../src/training/models/operator.js'
 import {Optimizer, type OptimizerConfig} from '../../../src/training/optim.js'
-import {ReferenceEma, ReferenceOptimizer, referenceUpdate} from '../../../src/training/optim-reference.js'
+import {ReferenceEma, ReferenceOptimizer, referenceUpdate} from '../../fixtures/optim-reference.js'
 import {ParamStore} from '../../../src/training/params.js'
 import {Rng} from '../../../src/training/rng.js'
 import {Ema, lossAndGrads, trainStep} from '../../../src/training/step.js'
