@@ -18,8 +18,8 @@ import {type CheckpointCopier, type MonitorDeps, parseDuration} from '../ops/ind
 import {kernelCachePath} from '../pipeline/kernel-cache.js'
 import {dryRunEstimateFn} from '../pipeline/launch-estimate.js'
 import type {Logger} from '../util/logger.js'
-import {type GitRunner, type LaunchDeps, launchesPath} from '../vast/index.js'
-import {realSleep, realVastProvider} from './vast.js'
+import {type GitRunner, type LaunchDeps} from '../vast/index.js'
+import {realLaunchesFile, realSleep, realVastProvider} from './vast.js'
 
 export const gitRunner: GitRunner = async (args, cwd) => {
   const r = await execa('git', args, {cwd, reject: false, stdin: 'ignore'})
@@ -27,9 +27,7 @@ export const gitRunner: GitRunner = async (args, cwd) => {
   return {stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 1}
 }
 
-export function realLaunchesFile(): string {
-  return launchesPath(process.env, homedir())
-}
+export {realLaunchesFile}
 
 /** The same file, under the name the analysis commands use. */
 export const realLaunchRecordsPath = realLaunchesFile

@@ -3,10 +3,11 @@
  * the real provider, and the yes/no prompt for destroy.
  */
 import {Args, Flags} from '@oclif/core'
+import {homedir} from 'node:os'
 import {createInterface} from 'node:readline/promises'
 
 import type {Logger} from '../util/logger.js'
-import {VastCli, VastProvider} from '../vast/index.js'
+import {launchesPath, VastCli, VastProvider} from '../vast/index.js'
 
 export const vastFlags = {
   'vastai-bin': Flags.string({
@@ -46,3 +47,8 @@ export const floatFlag = Flags.custom<number>({
     return n
   },
 })
+
+/** Where this user's launch records live ($UPS_HOME, else ~/.ups). */
+export function realLaunchesFile(): string {
+  return launchesPath(process.env, homedir())
+}

@@ -76,7 +76,7 @@ export interface ValidateResult {
 
 export async function validateData(options: ValidateOptions, deps: ValidateDeps): Promise<ValidateResult> {
   for (const t of options.tasks) taskSpatialDims(t)
-  const manifest = options.manifest ? await loadManifest(options.manifest) : null
+  const manifest = options.manifest ? {entries: await loadManifest(options.manifest), checksums: new Map<string, Promise<string>>()} : null
   const reports: FileReport[] = []
   const fingerprints = new Map<FileReport, string | null>()
   const source = options.source ?? {}
@@ -105,7 +105,7 @@ export async function validateData(options: ValidateOptions, deps: ValidateDeps)
   for (const r of reports) {
     // A file that is only shared with another split is not damaged: nothing to re-fetch or move.
     const damaged = r.checks.some((c) => c.status === 'fail' && c.id !== 'disjoint')
-    if (damaged && !r.hint) r.refetch = refetchCommand(r, options.root, manifest)
+    if (damaged && !r.hint) r.refetch = refetchCommand(r, options.root, manifest?.entries ?? null)
     // The splits of one raw file are one file: move it once.
     if (damaged && options.quarantineDir && r.checks[0].status === 'ok' && !moved.has(r.path)) {
       moved.add(r.path)
@@ -186,7 +186,7 @@ const OPEN_ERROR_CHECK: Record<string, CheckId> = {
 }
 
 async function validateFile(
-  path: string, task: string, split: string, options: ValidateOptions, manifest: ManifestEntry[] | null, deps: ValidateDeps, raw = false,
+  path: string, task: string, split: string, options: ValidateOptions, manifest: Manifest | null, deps: ValidateDeps, raw = false,
 ): Promise<{report: FileReport; fingerprint: string | null}> {
   const checks = new Map<CheckId, FileCheck>(CHECK_IDS.map((id) => [id, {id, status: 'skip', detail: ''}]))
   const set = (id: CheckId, status: CheckStatus, detail: string) => checks.set(id, {id, status, detail})
@@ -281,8 +281,14 @@ async function validateFile(
   return report()
 }
 
-async function checkManifest(path: string, size: number, root: string, manifest: ManifestEntry[], set: (id: CheckId, s: CheckStatus, d: string) => void) {
-  const entry = findManifestEntry(manifest, path, root)
+/** The manifest's entries, and the checksums computed so far (by type and path). */
+interface Manifest {
+  entries: ManifestEntry[]
+  checksums: Map<string, Promise<string>>
+}
+
+async function checkManifest(path: string, size: number, root: string, manifest: Manifest, set: (id: CheckId, s: CheckStatus, d: string) => void) {
+  const entry = findManifestEntry(manifest.entries, path, root)
   if (!entry) {
     set('manifest', 'skip', 'not listed in the manifest')
     return
@@ -294,7 +300,11 @@ async function checkManifest(path: string, size: number, root: string, manifest:
   if (entry.checksum) {
     let actual: string
     try {
-      actual = await fileChecksum(path, entry.checksum_type ?? 'md5')
+      // The splits of one raw file are one file: hash it once.
+      const type = entry.checksum_type ?? 'md5'
+      const key = `${type}:${path}`
+      if (!manifest.checksums.has(key)) manifest.checksums.set(key, fileChecksum(path, type))
+      actual = await manifest.checksums.get(key)!
     } catch {
       set('manifest', 'fail', `unsupported checksum_type "${entry.checksum_type}" (use md5, sha1 or sha256)`)
       return

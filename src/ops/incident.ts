@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {parse as parseYaml} from 'yaml'
 
 import {ExitCode, UserError, isUserError} from '../util/errors.js'
-import {writeFileAtomic} from '../util/fs.js'
+import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
 import {redactJson, redactLines, redactSecrets} from '../util/secrets.js'
 import type {Instance, Provider} from '../vast/index.js'
 import {findLaunchRecord, readLaunchRecords} from './launch-records.js'
@@ -197,8 +197,8 @@ export async function openIncident(options: IncidentOptions, deps: IncidentDeps)
     stop,
   }, env)
   const result: IncidentResult = {folder, reused: existing !== undefined, instanceId: id, ...(runId ? {runId} : {}), state, classification, files}
-  await writeSecret(files.classification, JSON.stringify(classification, null, 2) + '\n')
-  await writeSecret(files.state, JSON.stringify(state, null, 2) + '\n')
+  await writeJsonAtomic(files.classification, redactJson(classification, env), 0o600)
+  await writeJsonAtomic(files.state, redactJson(state, env), 0o600)
   await writeSecret(files.report, renderIncidentReport(result))
   if (stop.status === 'failed') {
     throw new UserError(`Instance ${id} was NOT stopped: ${stop.error}. The incident report is in ${folder}.`, {

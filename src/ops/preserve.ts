@@ -84,7 +84,7 @@ export async function saveCheckpoints(provider: Provider, id: number, runId: str
 export async function writeIncidentNote(dir: string, note: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const path = join(dir, 'incident.json')
   // Error messages in the note may quote the log.
-  await writeFileAtomic(path, JSON.stringify(redactJson(note, env), null, 2) + '\n', 0o600)
+  await writeJsonAtomic(path, redactJson(note, env), 0o600)
   return path
 }
 

@@ -24,6 +24,7 @@ import {
   RESTORE_WAIT_S,
   TRAINING_STARTED,
   appendLaunchUpdate,
+  destroyOptions,
   destroyWithRetry,
   launch,
   readLaunchRecords,
@@ -135,7 +136,7 @@ export async function recoverInstance(options: RecoverOptions, deps: LaunchDeps)
   ]
   // 3. Destroy, retried like a launch rollback: a transient failure here must not leave the old
   // instance billing beside its replacement. No replacement while the old one may still run.
-  const gone = await destroyWithRetry(deps.provider, id, {sleep: deps.sleep, attempts: deps.destroyAttempts, backoffMs: deps.destroyBackoffMs})
+  const gone = await destroyWithRetry(deps.provider, id, destroyOptions(deps))
   if (!gone.destroyed) {
     throw new UserError(`Could not destroy instance ${id} after ${gone.attempts} tries (${gone.error}); no replacement was launched.`, {
       code: 'RECOVER_DESTROY_FAILED',

@@ -23,11 +23,10 @@
  *                 the webgpu figure for that GPU as a stand-in (named), so `ups launch`'s budget
  *                 guard and the watchdog still have a figure; record a bench run to calibrate it.
  */
+import {type GpuBackend} from '../training/micro-batch.js'
 import {findGpu, type GpuInfo} from './gpus.js'
 
-/** The GPU backends `ups run` picks on an instance (training/backend.ts). */
-export type GpuBackend = 'webgpu' | 'tensorflow-gpu'
-export const GPU_BACKEND_NAMES: GpuBackend[] = ['webgpu', 'tensorflow-gpu']
+export {GPU_BACKEND_NAMES, type GpuBackend} from '../training/micro-batch.js'
 export const ASSUMED_FLOP_EFFICIENCY = 0.15
 
 export interface GpuBenchPoint {

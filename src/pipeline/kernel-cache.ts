@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {writeJsonAtomic} from '../util/fs.js'
-import {sha256} from '../util/hash.js'
+import {canonicalJson, sha256} from '../util/hash.js'
 
 /** Entries kept: enough for every config a team estimates, small enough to rewrite whole. */
 const MAX_ENTRIES = 256
@@ -43,7 +43,7 @@ export function trainingCodeFingerprint(): string {
 }
 
 export function kernelCountKey(parts: unknown): string {
-  return sha256(JSON.stringify({code: trainingCodeFingerprint(), parts}))
+  return sha256(canonicalJson({code: trainingCodeFingerprint(), parts}))
 }
 
 type Entries = Record<string, {value: unknown; at: string}>
@@ -58,8 +58,9 @@ async function readEntries(path: string): Promise<Entries> {
 }
 
 /** The cached value for `key`, else `compute()`'s, stored (newest MAX_ENTRIES kept). No path: no cache. */
-export async function cachedKernelCount<T>(path: string | undefined, key: string, compute: () => Promise<T>): Promise<T> {
+export async function cachedKernelCount<T>(path: string | undefined, keyOf: () => string, compute: () => Promise<T>): Promise<T> {
   if (!path) return compute()
+  const key = keyOf()
   const hit = (await readEntries(path))[key]
   if (hit) return hit.value as T
   const value = await compute()

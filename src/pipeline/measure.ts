@@ -254,7 +254,7 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
       const stateFloats = m.report.params * (3 + (s.optimizer.name === 'sgd' ? 0 : 1) + (s.ema_decay ? 1 : 0))
       const gpuBackend = options.countKernelsFor
       const counted = gpuBackend
-        ? await cachedKernelCount(options.kernelCacheFile, kernelCountKey({config, shape, stage, gpuBackend}), () => countKernels(m, s, gpuBackend, config))
+        ? await cachedKernelCount(options.kernelCacheFile, () => kernelCountKey({config, shape, stage, gpuBackend}), () => countKernels(m, s, gpuBackend, config))
         : {}
       models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes, ...counted})
       options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters${counted.kernelsPerStep ? `, ${counted.kernelsPerStep} kernels/step on ${options.countKernelsFor}` : ''}`)

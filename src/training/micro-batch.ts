@@ -13,7 +13,9 @@ import {ExitCode, UserError} from '../util/errors.js'
 export type MicroBatchSetting = 'auto' | number
 
 /** Backends where a pass's rows are nearly free next to its kernel launches. */
-export const GPU_BACKENDS: ReadonlySet<string> = new Set(['webgpu', 'tensorflow-gpu'])
+export const GPU_BACKEND_NAMES = ['webgpu', 'tensorflow-gpu'] as const
+export type GpuBackend = (typeof GPU_BACKEND_NAMES)[number]
+export const GPU_BACKENDS: ReadonlySet<string> = new Set(GPU_BACKEND_NAMES)
 
 export interface MicroBatchChoice {
   /** Micro-batches of batch_size merged into one pass (1: as configured). */

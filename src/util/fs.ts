@@ -29,8 +29,8 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await syncDir(dir)
 }
 
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n')
+export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', mode)
 }
 
 /** Makes a rename durable: without it a power loss can forget the new directory entry. */
@@ -47,11 +47,6 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 const ATOMIC_TEMP = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/
-
-/** True when a name is one of writeFileAtomic's temp files (`.<name>.<pid>.<8 hex>.tmp`). */
-export function isAtomicTempName(name: string): boolean {
-  return ATOMIC_TEMP.test(name)
-}
 
 /** The pid of the process that wrote an atomic temp file, or null for any other name. */
 export function atomicTempPid(name: string): number | null {

@@ -312,7 +312,8 @@ async function verifyOrRollBack(id: number, runId: string, options: LaunchOption
   }
 }
 
-function destroyOptions(deps: LaunchDeps) {
+/** The rollback destroy's retry settings from a launch's (or recover's) deps. */
+export function destroyOptions(deps: Pick<LaunchDeps, 'sleep' | 'destroyAttempts' | 'destroyBackoffMs'>) {
   return {sleep: deps.sleep, attempts: deps.destroyAttempts, backoffMs: deps.destroyBackoffMs}
 }
 

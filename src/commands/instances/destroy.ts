@@ -1,8 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
-import {realLaunchesFile} from '../../cli/ops-deps.js'
-import {askYesNo, instanceIdArg, realVastProvider, vastFlags} from '../../cli/vast.js'
+import {askYesNo, instanceIdArg, realLaunchesFile, realVastProvider, vastFlags} from '../../cli/vast.js'
 import {type InstanceActionResult, confirmDestroy, instanceAction, recordDestroyed} from '../../vast/index.js'
 
 export type DestroyResult = InstanceActionResult & {

@@ -39,8 +39,11 @@ export function latentPairs(refs: TrajectoryRef[], latents: Map<SplitData, Laten
   const [, frames, tokens, dim] = first?.shape ?? [0, 0, 0, 0]
   const per = Math.max(0, frames - 1)
   const size = tokens * dim
+  // Each split's cache is in memory or on disk on its own: stream when any of them is on disk
+  // (reads of an in-memory split through the block cache are plain subarrays).
+  const onDisk = refs.map((r) => latents.get(r.split)!).find((l) => l.file && l.data.length === 0)
   const access = trajectoryAccess(refs, frames * size, {
-    streamed: Boolean(first?.file), blockTrajectories: first?.blockTrajectories,
+    streamed: onDisk !== undefined, blockTrajectories: onDisk?.blockTrajectories,
     read: (s, lo, hi) => readLatentTrajectories(latents.get(s)!, lo, hi), inMemory: (s) => latents.get(s)!.data,
   })
   const fill = (indices: number[], which: 0 | 1): Float32Array => {

@@ -11,12 +11,12 @@ test('kernel counts are computed once per key and kept across calls', async (t) 
   let computed = 0
   const count = async () => ({kernelsPerStep: 100 + ++computed})
   const key = kernelCountKey({stage: 'operator', gpuBackend: 'webgpu', config: {latent: {dim: 32}}})
-  assert.deepEqual(await cachedKernelCount(path, key, count), {kernelsPerStep: 101})
-  assert.deepEqual(await cachedKernelCount(path, key, count), {kernelsPerStep: 101})
+  assert.deepEqual(await cachedKernelCount(path, () => key, count), {kernelsPerStep: 101})
+  assert.deepEqual(await cachedKernelCount(path, () => key, count), {kernelsPerStep: 101})
   assert.equal(computed, 1)
   const other = kernelCountKey({stage: 'operator', gpuBackend: 'webgpu', config: {latent: {dim: 64}}})
   assert.notEqual(other, key)
-  assert.deepEqual(await cachedKernelCount(path, other, count), {kernelsPerStep: 102})
+  assert.deepEqual(await cachedKernelCount(path, () => other, count), {kernelsPerStep: 102})
   assert.equal(Object.keys(JSON.parse(await readFile(path, 'utf8'))).length, 2)
 })
 
@@ -26,10 +26,10 @@ test('a damaged cache file is recounted, not an error; no path means no cache', 
   await writeFile(path, '{"torn": ')
   let computed = 0
   const count = async () => ++computed
-  assert.equal(await cachedKernelCount(path, 'k', count), 1)
-  assert.equal(await cachedKernelCount(path, 'k', count), 1)
-  assert.equal(await cachedKernelCount(undefined, 'k', count), 2)
-  assert.equal(await cachedKernelCount(undefined, 'k', count), 3)
+  assert.equal(await cachedKernelCount(path, () => 'k', count), 1)
+  assert.equal(await cachedKernelCount(path, () => 'k', count), 1)
+  assert.equal(await cachedKernelCount(undefined, () => 'k', count), 2)
+  assert.equal(await cachedKernelCount(undefined, () => 'k', count), 3)
 })
 
 test('the key covers the training code, and the file lives under $UPS_HOME', () => {
