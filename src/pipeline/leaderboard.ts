@@ -9,7 +9,7 @@ import {join} from 'node:path'
 
 import {ExitCode, UserError, fsError} from '../util/errors.js'
 import {writeFileAtomic} from '../util/fs.js'
-import {type LockEnv, withLock} from '../util/lock.js'
+import {withLock} from '../util/lock.js'
 import type {Baseline} from './gates.js'
 
 export const DEFAULT_LEADERBOARD_CSV = join('artifacts', 'leaderboard.csv')
@@ -144,17 +144,17 @@ export async function writeLeaderboard(board: Leaderboard, csvPath: string, html
 export interface LeaderboardLockOptions {
   /** Recorded in the lock file, e.g. `ups run (run_...)`. */
   command: string
-  /** How long to queue behind other writers before giving up (default 2 min). */
-  waitMs?: number
-  env?: Partial<LockEnv>
 }
+
+/** How long a writer queues behind the others before giving up. */
+const LEADERBOARD_WAIT_MS = 120_000
 
 /**
  * Read, upsert, write under `<csv>.lock`: concurrent runs finishing together queue here instead of
  * each rewriting the file it read and losing the others' rows.
  */
 export async function updateLeaderboard(csvPath: string, htmlPath: string | null, row: LeaderboardRow, options: LeaderboardLockOptions): Promise<Leaderboard> {
-  const lockOptions = {command: options.command, what: `leaderboard ${csvPath}`, code: 'LEADERBOARD_LOCKED', waitMs: options.waitMs ?? 120_000, pollMs: 50, env: options.env}
+  const lockOptions = {command: options.command, what: `leaderboard ${csvPath}`, code: 'LEADERBOARD_LOCKED', waitMs: LEADERBOARD_WAIT_MS, pollMs: 50}
   return withLock(`${csvPath}.lock`, lockOptions, async () => {
     const board = upsertRow(await readLeaderboard(csvPath), row)
     await writeLeaderboard(board, csvPath, htmlPath)

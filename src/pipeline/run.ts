@@ -13,7 +13,7 @@ import {join, resolve} from 'node:path'
 
 import {loadConfig, resolveArchitecture, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {createRunDir, DEFAULT_RUNS_ROOT, JsonlAppender, newRunId, openRunDir, type RunDir, runDirAt, updateSummary} from '../tracking/rundir.js'
-import {lockRunDir} from '../tracking/rundir-lock.js'
+import {withRunDirLock} from '../tracking/rundir-lock.js'
 import {wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
@@ -93,15 +93,10 @@ async function execute(options: PipelineRunOptions & {runId?: string}, existing:
   const hash = trainingConfigHash(config)
   const dir = existing ?? (await openOrCreate(options, config, hash, deps))
   // Before any write: a second `ups resume` of a running run is refused here (RUNDIR_LOCKED).
-  const lock = await lockRunDir(dir.path, `ups ${existing ? 'resume' : 'run'} ${dir.id}`, {
-    onReclaim: (previous, reason) => progress(`Reclaimed the lock of ${dir.path} from ${describeHolder(previous)}: ${reason}`),
-  })
-  try {
+  return withRunDirLock(dir.path, `ups ${existing ? 'resume' : 'run'} ${dir.id}`, async (lock) => {
     for (const path of lock.removedTemps) progress(`Removed a temp file left by a killed writer: ${path}`)
-    return await executeLocked(options, config, hash, dir, deps)
-  } finally {
-    await lock.release()
-  }
+    return executeLocked(options, config, hash, dir, deps)
+  }, {onReclaim: (previous, reason) => progress(`Reclaimed the lock of ${dir.path} from ${describeHolder(previous)}: ${reason}`)})
 }
 
 async function executeLocked(options: PipelineRunOptions & {runId?: string}, config: UpsConfig, hash: string, dir: RunDir, deps: PipelineDeps): Promise<PipelineResult> {

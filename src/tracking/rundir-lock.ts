@@ -7,7 +7,7 @@
 import {join} from 'node:path'
 
 import {removeStaleTempFiles} from '../util/fs.js'
-import {acquireLock, type HeldLock, type LockEnv, type LockInfo, lockHolder, realLockEnv} from '../util/lock.js'
+import {acquireLock, type HeldLock, isPidAlive, type LockInfo, lockHolder} from '../util/lock.js'
 
 export const RUN_LOCK_FILE = '.ups.lock'
 
@@ -19,7 +19,6 @@ export interface RunDirLock extends HeldLock {
 export interface RunDirLockOptions {
   /** Told when a dead holder's lock is taken over. */
   onReclaim?: (previous: LockInfo | null, reason: string) => void
-  env?: Partial<LockEnv>
 }
 
 /**
@@ -28,11 +27,11 @@ export interface RunDirLockOptions {
  */
 export async function lockRunDir(runDirPath: string, command: string, options: RunDirLockOptions = {}): Promise<RunDirLock> {
   const lock = await acquireLock(join(runDirPath, RUN_LOCK_FILE), {
-    command, what: `run directory ${runDirPath}`, code: 'RUNDIR_LOCKED', reentrant: true, onReclaim: options.onReclaim, env: options.env,
+    command, what: `run directory ${runDirPath}`, code: 'RUNDIR_LOCKED', reentrant: true, onReclaim: options.onReclaim,
   })
   let removedTemps: string[] = []
   try {
-    if (lock.first) removedTemps = await removeStaleTempFiles(runDirPath, {...realLockEnv(), ...options.env}.isAlive)
+    if (lock.first) removedTemps = await removeStaleTempFiles(runDirPath, isPidAlive)
   } catch (error) {
     await lock.release()
     throw error
@@ -40,7 +39,17 @@ export async function lockRunDir(runDirPath: string, command: string, options: R
   return Object.assign(lock, {removedTemps})
 }
 
+/** Runs `fn` holding the run directory's lock (lockRunDir), released however `fn` ends. */
+export async function withRunDirLock<T>(runDirPath: string, command: string, fn: (lock: RunDirLock) => Promise<T>, options: RunDirLockOptions = {}): Promise<T> {
+  const lock = await lockRunDir(runDirPath, command, options)
+  try {
+    return await fn(lock)
+  } finally {
+    await lock.release()
+  }
+}
+
 /** The live process writing this run directory, or null (free, or its writer died). */
-export async function runDirLockHolder(runDirPath: string, env?: Partial<LockEnv>): Promise<{info: LockInfo | null} | null> {
-  return lockHolder(join(runDirPath, RUN_LOCK_FILE), {env})
+export async function runDirLockHolder(runDirPath: string): Promise<{info: LockInfo | null} | null> {
+  return lockHolder(join(runDirPath, RUN_LOCK_FILE))
 }

@@ -17,7 +17,7 @@ import {
   type HistoryRecord,
   type RunDir,
 } from './rundir.js'
-import {lockRunDir} from './rundir-lock.js'
+import {withRunDirLock} from './rundir-lock.js'
 import {WandbRequestError, type RemoteRun} from './wandb-client.js'
 import {
   newWandbState,
@@ -217,12 +217,7 @@ export interface SyncResult {
 export async function syncRun(dir: RunDir, deps: WandbDeps, options: SyncOptions = {}): Promise<SyncResult> {
   // It writes wandb/state.json and the run info into the run directory, as a live run's mirror
   // does: a run being written is refused (RUNDIR_LOCKED, naming its writer); a dead one's is not.
-  const lock = await lockRunDir(dir.path, `ups sync ${dir.id}`)
-  try {
-    return await syncLocked(dir, deps, options)
-  } finally {
-    await lock.release()
-  }
+  return withRunDirLock(dir.path, `ups sync ${dir.id}`, () => syncLocked(dir, deps, options))
 }
 
 async function syncLocked(dir: RunDir, deps: WandbDeps, options: SyncOptions): Promise<SyncResult> {

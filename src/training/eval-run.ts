@@ -12,7 +12,7 @@ import type {UpsConfig} from '../config/schema.js'
 import {listShards, openDataset, type Dataset} from '../data/pdebench.js'
 import type {RunDir} from '../tracking/rundir.js'
 import {runDirAt, updateSummary} from '../tracking/rundir.js'
-import {lockRunDir} from '../tracking/rundir-lock.js'
+import {withRunDirLock} from '../tracking/rundir-lock.js'
 import {WandbMirror, wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
 import {ExitCode, UserError} from '../util/errors.js'
 import {type EvalResult, evaluate, type Simulator} from './evaluate.js'
@@ -71,12 +71,7 @@ export interface EvalCommandResult {
 export async function runEvaluation(options: RunEvalOptions, deps: RunEvalDeps): Promise<EvalCommandResult> {
   const runDir = await enclosingRunDir(options.checkpointsDir)
   if (!runDir) return evaluateIn(null, options, deps)
-  const lock = await lockRunDir(runDir.path, `ups eval (${runDir.id})`)
-  try {
-    return await evaluateIn(runDir, options, deps)
-  } finally {
-    await lock.release()
-  }
+  return withRunDirLock(runDir.path, `ups eval (${runDir.id})`, () => evaluateIn(runDir, options, deps))
 }
 
 async function evaluateIn(runDir: RunDir | null, options: RunEvalOptions, deps: RunEvalDeps): Promise<EvalCommandResult> {

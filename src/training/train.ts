@@ -11,9 +11,9 @@ import {join, resolve} from 'node:path'
 
 import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
-import {JsonlAppender, lockRunDir, RUN_LOCK_FILE, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
+import {JsonlAppender, RUN_LOCK_FILE, withRunDirLock, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
 import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
-import {describeHolder, isPidAlive} from '../util/lock.js'
+import {describeHolder, isPidAlive, type LockInfo} from '../util/lock.js'
 import {redactConfigSecrets} from '../util/secrets.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
 import type {WebgpuAdapterInfo} from './webgpu.js'
@@ -97,16 +97,12 @@ export async function trainPipeline(config: UpsConfig, options: TrainOptions): P
 
 async function runTrainPipeline(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
   const {runDir, deps} = options
-  const lock = await lockRunDir(runDir.path, `ups train (${runDir.id})`, {
-    onReclaim: (previous, reason) => deps.logger.warn({lock: join(runDir.path, RUN_LOCK_FILE)}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`),
-  })
-  try {
+  const onReclaim = (previous: LockInfo | null, reason: string) => deps.logger.warn({lock: join(runDir.path, RUN_LOCK_FILE)}, `Reclaimed the lock of ${runDir.path} from ${describeHolder(previous)}: ${reason}`)
+  return withRunDirLock(runDir.path, `ups train (${runDir.id})`, async (lock) => {
     const outside = await removeOutsideTemps([checkpointDirOf(config, runDir.path), latentCacheDirOf(config, runDir.path, deps.cwd)], runDir.path, isPidAlive, deps.clock())
     for (const path of [...lock.removedTemps, ...outside]) deps.logger.info({path}, `Removed a temp file left by a killed writer: ${path}`)
-    return await trainLocked(config, options)
-  } finally {
-    await lock.release()
-  }
+    return trainLocked(config, options)
+  }, {onReclaim})
 }
 
 async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<TrainResult> {
