@@ -6,6 +6,7 @@
 import {dirname, resolve} from 'node:path'
 
 import {resolveArchitecture, type UpsConfig} from '../config/index.js'
+import {memoryBudgetBytes, streamsFromDisk} from '../training/blocks.js'
 import type {DataShape} from './estimate-math.js'
 
 /** The machine, as the caller measures it (os.totalmem, statfs). */
@@ -26,7 +27,6 @@ export interface ResourceReport {
   warnings: string[]
 }
 
-const DEFAULT_BUDGET_MB = 2048
 const gb = (b: number): string => `${(b / 1e9).toFixed(b < 1e8 ? 3 : 1)} GB`
 
 export async function resourceReport(config: UpsConfig, shape: DataShape, o: {cwd: string; runsRoot: string; system?: SystemProbe; latentStages: boolean}): Promise<ResourceReport> {
@@ -35,8 +35,9 @@ export async function resourceReport(config: UpsConfig, shape: DataShape, o: {cw
   const frameFloats = shape.grid.reduce((a, b) => a * b, 1) * shape.channels
   const trajBytes = shape.frames * frameFloats * 4
   const dataBytes = samples * trajBytes
-  const budgetBytes = (config.data.memory_budget_mb ?? DEFAULT_BUDGET_MB) * 2 ** 20
-  const streamed = dataBytes > budgetBytes || dataBytes >= 2 ** 31
+  const budgetBytes = memoryBudgetBytes(config.data.memory_budget_mb)
+  // Decided as training decides it: all splits fit the budget, and none is too large for one array.
+  const streamed = streamsFromDisk([shape.trainSamples, shape.valSamples, shape.evalSamples].map((n) => n * trajBytes), budgetBytes)
   const ram = o.system?.totalMemBytes() ?? null
   if (streamed) warnings.push(`the data takes ${gb(dataBytes)} in memory, more than data.memory_budget_mb (${gb(budgetBytes)}): training streams it from disk in blocks`)
   if (trajBytes * 4 > budgetBytes) {
@@ -64,7 +65,7 @@ export async function resourceReport(config: UpsConfig, shape: DataShape, o: {cw
     const dtype = config.training?.latent_cache_dtype ?? 'float32'
     const bytes = samples * shape.frames * tokens * dim * (dtype === 'float16' ? 2 : 4)
     const dir = resolve(o.cwd, config.training?.latent_cache_dir ?? o.runsRoot)
-    latentCache = {dir, bytes, dtype, streamed: bytes > budgetBytes || bytes >= 2 ** 31}
+    latentCache = {dir, bytes, dtype, streamed: streamsFromDisk([bytes], budgetBytes)}
     if (latentCache.streamed) warnings.push(`the latent cache takes ${gb(bytes)} (${dtype}), more than data.memory_budget_mb: the latent stages read it from disk in blocks`)
     const f = await free(dir)
     disk.push({path: dir, freeBytes: f})

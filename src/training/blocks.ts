@@ -140,6 +140,21 @@ export class BlockCache {
   }
 }
 
+/** Default of data.memory_budget_mb. */
+export const DEFAULT_MEMORY_BUDGET_MB = 2048
+/** One array read into memory stays below this (typed arrays and Buffers cap at 4 GiB, a read at 2 GiB). */
+export const MAX_IN_MEMORY_BYTES = 2 ** 31
+
+/** data.memory_budget_mb in bytes (its default when unset). */
+export function memoryBudgetBytes(mb: number | null | undefined): number {
+  return (mb ?? DEFAULT_MEMORY_BUDGET_MB) * 2 ** 20
+}
+
+/** Whether data of these per-split sizes is streamed from disk rather than read into memory. */
+export function streamsFromDisk(splitBytes: number[], budgetBytes: number): boolean {
+  return splitBytes.reduce((a, b) => a + b, 0) > budgetBytes || splitBytes.some((b) => b >= MAX_IN_MEMORY_BYTES)
+}
+
 /** Trajectories per block for a byte budget; a UserError naming the knobs when one does not fit. */
 export function trajectoriesPerBlock(bytesPerTrajectory: number, budgetBytes: number, what: string): number {
   // Two blocks are resident on each thread that reads (the current one and the next); one read

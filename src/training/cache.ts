@@ -20,15 +20,13 @@ import {join} from 'node:path'
 
 import {canonicalJson} from '../util/hash.js'
 import {syncDir} from '../util/fs.js'
-import {trajectoriesPerBlock} from './blocks.js'
+import {memoryBudgetBytes, streamsFromDisk, trajectoriesPerBlock} from './blocks.js'
 import {readTrajectories, type SplitData} from './data.js'
 
 export type CacheDtype = 'float16' | 'float32'
 
 /** Bytes per hashed chunk of latents.bin. */
 export const CHUNK_BYTES = 64 * 2 ** 20
-/** A cache read into memory must stay below this (one typed array). */
-const MAX_IN_MEMORY_BYTES = 2 ** 31
 
 export interface CacheMeta {
   version: 2
@@ -271,7 +269,7 @@ async function* encodeBatches(s: SplitData, o: CacheOptions): AsyncGenerator<Flo
   const total = s.n * s.frames
   const batch = o.batchFrames ?? 256
   const perTraj = s.frames * o.frameSize
-  const blockTraj = Math.max(1, Math.floor(Math.min(o.memoryBudgetBytes ?? 2 ** 31, 2 ** 30) / 4 / (perTraj * 4)))
+  const blockTraj = Math.max(1, Math.floor(Math.min(o.memoryBudgetBytes ?? memoryBudgetBytes(null), 2 ** 30) / 4 / (perTraj * 4)))
   let block: {lo: number; hi: number; data: Float32Array} | null = null
   const frames = (a: number, b: number): Float32Array => {
     if (!s.stream) return s.data.subarray(a * o.frameSize, b * o.frameSize)
@@ -297,9 +295,9 @@ async function* encodeBatches(s: SplitData, o: CacheOptions): AsyncGenerator<Flo
 function loadLatents(s: SplitData, folder: string, shape: CacheMeta['shape'], o: CacheOptions): LatentSplit {
   const path = join(folder, 'latents.bin')
   const floats = shape.reduce((a, b) => a * b, 1)
-  const budget = o.memoryBudgetBytes ?? 2 ** 31
+  const budget = o.memoryBudgetBytes ?? memoryBudgetBytes(null)
   const perTraj = shape[1] * shape[2] * shape[3]
-  if (floats * 4 <= budget && floats * 4 < MAX_IN_MEMORY_BYTES) {
+  if (!streamsFromDisk([floats * 4], budget)) {
     const fd = openSync(path, 'r')
     try {
       return {task: s.task, split: s.split, shape, data: readLatentRange(fd, path, o.dtype, 0, floats)}

@@ -11,13 +11,13 @@ import {basename} from 'node:path'
 
 import {currentDataSource, type DataSource, type Dataset, emptySplitError, type NormStats, listShards, loadOrComputeNormStats, openDataset} from '../data/index.js'
 import {ExitCode, UserError} from '../util/errors.js'
-import {BlockCache, planBlocks, trajectoriesPerBlock} from './blocks.js'
+import {BlockCache, memoryBudgetBytes, planBlocks, streamsFromDisk, trajectoriesPerBlock} from './blocks.js'
+
+export {DEFAULT_MEMORY_BUDGET_MB} from './blocks.js'
 import {Rng} from './rng.js'
 
 /** Default of data.memory_budget_mb. */
-export const DEFAULT_MEMORY_BUDGET_MB = 2048
 /** A split read into one array must stay below this (typed arrays and Buffers cap at 4 GiB). */
-const MAX_IN_MEMORY_SPLIT_BYTES = 2 ** 31
 
 /** Where a streamed split's frames come from (plain data: it crosses to worker threads). */
 export interface FrameStream {
@@ -115,11 +115,10 @@ export async function loadTrainingData(o: LoadDataOptions): Promise<TrainingData
   const valSources: string[] = []
   let shape: {grid: number[]; channels: number; frames: number} | null = null
   let dtFromData: number | null = null
-  const budget = (o.memoryBudgetMb ?? DEFAULT_MEMORY_BUDGET_MB) * 2 ** 20
+  const budget = memoryBudgetBytes(o.memoryBudgetMb)
   // Sizes first: the data is read into memory only when all of it fits the budget.
   const sizes = await splitSizes(o)
-  const totalBytes = sizes.reduce((a, b) => a + b.bytes, 0)
-  const stream = totalBytes > budget || sizes.some((b) => b.bytes >= MAX_IN_MEMORY_SPLIT_BYTES)
+  const stream = streamsFromDisk(sizes.map((b) => b.bytes), budget)
   for (const task of o.tasks) {
     const stats = await loadOrComputeNormStats(o.root, task)
     const {cached: _c, ...plain} = stats
