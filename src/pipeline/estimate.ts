@@ -10,7 +10,7 @@ import {dataSourceOf, loadConfig, resolveStage, TASKS, tasksOf, type UpsConfig} 
 import type {BackendRequest} from '../training/backend.js'
 import {findOffers} from '../vast/offers.js'
 import type {Provider} from '../vast/provider.js'
-import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, knownUserError} from '../util/errors.js'
 import {writeJsonAtomic} from '../util/fs.js'
 import {DEFAULT_IMAGE} from '../vast/launch.js'
 import {
@@ -336,7 +336,7 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     done('write estimate', 'ok', estimatePath)
     return {config: configPath, ok: true, steps: reports, ...(options.estimateOnly ? {} : {validation, data}), estimate, estimatePath}
   } catch (error) {
-    const e = isUserError(error) ? error : (errnoUserError(error) ?? new UserError((error as Error).message ?? String(error), {code: 'INTERNAL', cause: error}))
+    const e = knownUserError(error) ?? (new UserError((error as Error).message ?? String(error), {code: 'INTERNAL', cause: error}))
     throw new UserError(`Dry run failed at ${current}: ${e.message}`, {
       code: 'PIPELINE_DRY_RUN_FAILED',
       hint: e.hint,

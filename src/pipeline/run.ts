@@ -15,7 +15,7 @@ import {loadConfig, resolveArchitecture, trainingConfigHash, type UpsConfig} fro
 import {createRunDir, DEFAULT_RUNS_ROOT, JsonlAppender, newRunId, openRunDir, type RunDir, runDirAt, updateSummary} from '../tracking/rundir.js'
 import {withRunDirLock} from '../tracking/rundir-lock.js'
 import {wandbSettingsFromConfig, type WandbDeps} from '../tracking/wandb.js'
-import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, knownUserError} from '../util/errors.js'
 import {writeFileAtomic, writeJsonAtomic} from '../util/fs.js'
 import {describeHolder} from '../util/lock.js'
 import {evaluateGate} from './gates.js'
@@ -233,7 +233,7 @@ async function executeLocked(options: PipelineRunOptions & {runId?: string}, con
     await log.close()
     return result(true, dir, meta, SUCCESS_LINE, {reportPath})
   } catch (error) {
-    const failure = error instanceof StepFailure ? error : new StepFailure(current, oneLine(isUserError(error) ? error.message : (errnoUserError(error)?.message ?? `unexpected error: ${(error as Error).message ?? String(error)}`)))
+    const failure = error instanceof StepFailure ? error : new StepFailure(current, oneLine(knownUserError(error)?.message ?? `unexpected error: ${(error as Error).message ?? String(error)}`))
     meta = await recordStep(dir, failure.step, {status: 'failed', at: nowIso(), detail: failure.reason}, {status: 'failed'}).catch(() => meta)
     await say(`✗ ${failure.step}: ${failure.reason}`).catch(() => {})
     await log.close().catch(() => {})

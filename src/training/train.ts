@@ -12,7 +12,7 @@ import {join, resolve} from 'node:path'
 import {dataSourceOf, latentCacheConfigHash, resolveStage, STAGES, type StageName, tasksOf, trainingConfigHash, type UpsConfig} from '../config/index.js'
 import {describeDataSources, ensureGeneratedData, renderDataSources, withDataSource} from '../data/index.js'
 import {JsonlAppender, RUN_LOCK_FILE, withRunDirLock, type RunDir, historyWriter, updateMetadata, updateSummary, type WandbDeps, WandbMirror, wandbSettingsFromConfig} from '../tracking/index.js'
-import {ExitCode, UserError, errnoUserError, isUserError} from '../util/errors.js'
+import {ExitCode, UserError, knownUserError} from '../util/errors.js'
 import {describeHolder, isPidAlive, type LockInfo} from '../util/lock.js'
 import {redactConfigSecrets} from '../util/secrets.js'
 import {type BackendRequest, type ResolvedBackend, resolveBackend} from './backend.js'
@@ -281,7 +281,7 @@ async function trainLocked(config: UpsConfig, options: TrainOptions): Promise<Tr
       stages: reports, latent_cache: latentCache, final_checkpoint: finalCheckpoint, seconds,
     }
   } catch (error) {
-    const err = outOfMemoryError(error, current) ?? (isUserError(error) ? error : (dataSizeError(error) ?? errnoUserError(error) ?? internal(error)))
+    const err = outOfMemoryError(error, current) ?? (knownUserError(error) ?? dataSizeError(error) ?? internal(error))
     logger.error({code: err.code}, `Training pipeline failed: ${err.message}`)
     await updateMetadata(runDir, {status: 'failed', error: {code: err.code, message: err.message}}).catch(() => undefined)
     await mirror?.finish(false).catch(() => undefined)

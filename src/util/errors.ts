@@ -104,6 +104,11 @@ export function fsError(err: unknown, path: string, what = 'file'): UserError {
 }
 
 /** An uncaught errno error (ENOSPC during a write, EROFS on mkdir, ...) as a UserError; undefined for anything else. */
+/** The error as a UserError when it is one or a filesystem error (errnoUserError), else undefined. */
+export function knownUserError(err: unknown): UserError | undefined {
+  return isUserError(err) ? err : errnoUserError(err)
+}
+
 export function errnoUserError(err: unknown): UserError | undefined {
   if (!isErrnoError(err)) return undefined
   return err.path ? fsError(err, err.path, 'path') : fsError(err, `(during ${err.syscall})`, 'file being accessed')
