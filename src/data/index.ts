@@ -9,7 +9,7 @@ export {
 export {withDataSource, currentDataSource, resolveTaskFiles, missingDataHint, type DataSource, type TaskFiles} from './source.js'
 export {planRawSplit, DEFAULT_RAW_SPLIT, type RawSplitSpec, type RawSplitPlan, type RawSplitInfo, type IndexRanges} from './split.js'
 export {RAW_FILE_PATTERNS, rawCandidates} from './raw-names.js'
-export {describeDataSources, renderDataSources, fileIdentity, type TaskDataSource, type FileIdentity} from './provenance.js'
+export {describeDataSources, renderDataSources, type TaskDataSource, type FileIdentity} from './provenance.js'
 export {describeFile, FIELD_NAMES, type FileLayout, type LayoutKind} from './layout.js'
 export {createPdebenchWriter, type PdebenchWriter, type WriterOptions} from './writer.js'
 export {computeNormStats, loadOrComputeNormStats, normalizeInPlace, normStatsPath, type NormStats} from './stats.js'

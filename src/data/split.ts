@@ -107,7 +107,7 @@ function seededPermutation(n: number, seed: number): Uint32Array {
 }
 
 /** Sorted indices -> [start, end) ranges. */
-export function toRanges(sorted: number[]): IndexRanges {
+function toRanges(sorted: number[]): IndexRanges {
   const out: IndexRanges = []
   for (const i of sorted) {
     const last = out[out.length - 1]

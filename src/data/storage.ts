@@ -10,9 +10,9 @@ import type {RawFile} from './h5-raw.js'
 import type {FileLayout} from './layout.js'
 
 /** deflate's best case (a run of one byte value): no HDF5 filter we read packs data tighter. */
-export const MAX_COMPRESSION_RATIO = 1032
+const MAX_COMPRESSION_RATIO = 1032
 
-export function formatSize(bytes: number): string {
+function formatSize(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`
   if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} KB`

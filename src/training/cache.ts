@@ -26,7 +26,7 @@ import {readTrajectories, type SplitData} from './data.js'
 export type CacheDtype = 'float16' | 'float32'
 
 /** Bytes per hashed chunk of latents.bin. */
-export const CHUNK_BYTES = 64 * 2 ** 20
+const CHUNK_BYTES = 64 * 2 ** 20
 
 export interface CacheMeta {
   version: 2
@@ -88,7 +88,7 @@ export function cacheName(task: string, split: string): string {
 }
 
 /** The cache key: everything that makes two caches differ. */
-export function cacheKey(s: SplitData, o: CacheOptions): {key: string; data: string; shape: CacheMeta['shape']} {
+function cacheKey(s: SplitData, o: CacheOptions): {key: string; data: string; shape: CacheMeta['shape']} {
   const shape: CacheMeta['shape'] = [s.n, s.frames, o.tokens, o.dim]
   const data = o.dataIdentity?.(s) ?? `${s.task}/${s.split}/n=${s.n}/frames=${s.frames}`
   const key = createHash('sha256').update(canonicalJson({config: o.configHash, autoencoder: o.autoencoderHash, data, dtype: o.dtype, shape})).digest('hex')
@@ -146,7 +146,7 @@ async function readMeta(folder: string): Promise<CacheMeta | null> {
 }
 
 /** Reads latents.bin a chunk at a time and checks every chunk's hash; null when all match. */
-export function verifyCache(folder: string, meta: CacheMeta): string | null {
+function verifyCache(folder: string, meta: CacheMeta): string | null {
   const expected = meta.shape.reduce((a, b) => a * b, 1) * (meta.dtype === 'float16' ? 2 : 4)
   let fd: number
   try {

@@ -17,16 +17,15 @@ export interface LatentPairs {
 
 /**
  * The streamed parts of a stage's spec over `access` (items perRef per ref): the blocked epoch
- * order, the prefetch of the next step's blocks, the bytes read. Nothing when in memory.
+ * order, the prefetch of the next step's blocks. Nothing when in memory.
  */
-export function streamedItems(access: TrajectoryAccess | undefined, perRef: number): Pick<StageSpec, 'epochOrder' | 'prefetch' | 'bytesRead'> {
+export function streamedItems(access: TrajectoryAccess | undefined, perRef: number): Pick<StageSpec, 'epochOrder' | 'prefetch'> {
   const blocks = access?.blocks
   if (!blocks || perRef < 1) return {}
   const refsOf = (items: number[]): number[] => items.map((i) => Math.floor(i / perRef))
   return {
     epochOrder: (rng) => blockedOrder(rng, blocks.blocks, perRef),
     prefetch: (ahead, current) => blocks.prefetch(refsOf(ahead), refsOf(current)),
-    bytesRead: () => blocks.bytesRead,
   }
 }
 

@@ -33,8 +33,6 @@ export interface StageSpec {
   epochOrder?(rng: Rng): number[]
   /** Streamed data only: reads what the items `ahead` need while the step of `current` runs. */
   prefetch?(ahead: number[], current: number[]): Promise<void>
-  /** Streamed data only: bytes read from disk so far. */
-  bytesRead?(): number
   dispose(): void
 }
 
