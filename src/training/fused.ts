@@ -31,6 +31,11 @@ export function setFusedKernels(next: FusedMode): FusedMode {
  * matMuls do), so 'auto' keeps the ops. The optimizer's fused update is a clear win and follows
  * `useFusedKernels`.
  */
+/** The current mode (the WebGPU programs follow it too: 'off' is the tfjs-op reference path). */
+export function getFusedMode(): FusedMode {
+  return mode
+}
+
 export function useFusedAttention(): boolean {
   return mode === 'on'
 }

@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs'
 import {useReferenceLayers} from './fused.js'
 import type {ParamStore} from './params.js'
 import type {Rng} from './rng.js'
+import {geluProgram} from './webgpu-programs/gelu.js'
+import {useWebgpuPrograms} from './webgpu-programs/program.js'
 
 type CG = Parameters<typeof tf.customGrad>[0]
 
@@ -236,7 +238,7 @@ const geluOp = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 }) as unknown as CG) as unknown as (x: tf.Tensor) => tf.Tensor
 
 export function gelu<T extends tf.Tensor>(x: T): T {
-  return geluOp(x) as T
+  return (useWebgpuPrograms() ? geluProgram(x) : geluOp(x)) as T
 }
 
 export function silu<T extends tf.Tensor>(x: T): T {

@@ -1,0 +1,104 @@
+/**
+ * Hand-written WebGPU programs for the webgpu backend: a layer's forward or backward as one GPU
+ * dispatch instead of the dozens of small tfjs kernels its op formulation runs (a training step on
+ * a GPU is dispatch-bound: ~3 us of launch overhead per kernel against a few FLOPs of work).
+ * Each program is a registered tfjs kernel (`Ups*`, backend `webgpu`), so tf.profile, tidy and the
+ * memory accounting see it like any other kernel; callers wrap forward and backward kernels in
+ * one tf.customGrad. The tfjs-op formulation stays as the reference the programs are tested
+ * against (`setFusedKernels('off')` runs it on webgpu too).
+ *
+ * tfjs builds the shader's header: `result` (the output array), one read-only array per input
+ * name, and `uniforms` (each input's shape plus the program's own uniforms). A program's code is
+ * `fn main(index: i32)` over `threads` invocations (one per row, per element...), with a
+ * grid-stride loop where the thread count exceeds one dispatch's 65535 workgroups.
+ */
+import * as tf from '@tensorflow/tfjs'
+
+import {getFusedMode} from '../fused.js'
+
+/** What tfjs-backend-webgpu's runWebGPUProgram needs of a program (its WebGPUProgram interface). */
+interface WebgpuProgramShape {
+  variableNames: string[]
+  outputShape: number[]
+  shaderKey: string
+  dispatchLayout: {x: number[]}
+  dispatch: [number, number, number]
+  workgroupSize: [number, number, number]
+  uniforms?: string
+  size?: boolean
+  getUserCode(): string
+}
+
+interface WebgpuBackendLike {
+  runWebGPUProgram(program: WebgpuProgramShape, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: Array<{type: string; data: number[]}>): tf.TensorInfo
+}
+
+export const WORKGROUP = 64
+/** WebGPU's limit on workgroups per dispatch dimension. */
+const MAX_GROUPS = 65535
+
+/** A uniform of the program: `name: i32|f32`, declared in the shader as `uniforms.<name>`. */
+export interface Uniform {
+  name: string
+  type: 'i32' | 'f32'
+  value: number
+}
+
+export interface ProgramSpec {
+  /** Unique per distinct shader text: tfjs caches compiled pipelines by it (plus input shapes). */
+  key: string
+  inputs: tf.TensorInfo[]
+  /** Input array names in the shader, in the order of `inputs`. */
+  names: string[]
+  outputShape: number[]
+  /** Invocations of `main(index)`; `index` runs 0 .. threads - 1 (grid-stride beyond one dispatch). */
+  threads: number
+  uniforms?: Uniform[]
+  /** WGSL: helper functions and `fn body(index: i32)`; the wrapper calls body for each index. */
+  code: string
+}
+
+/** Runs one hand-written program on the webgpu backend: one dispatch, one output tensor. */
+export function runProgram(backend: unknown, spec: ProgramSpec): tf.TensorInfo {
+  const uniforms = [{name: 'threads', type: 'i32' as const, value: spec.threads}, ...(spec.uniforms ?? [])]
+  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(spec.threads / WORKGROUP)))
+  const program: WebgpuProgramShape = {
+    variableNames: spec.names,
+    outputShape: spec.outputShape,
+    shaderKey: `ups_${spec.key}`,
+    // A flat layout: tfjs's main(index) then receives globalId.x.
+    dispatchLayout: {x: spec.outputShape.map((_, i) => i)},
+    dispatch: [groups, 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    uniforms: uniforms.map((u) => `${u.name} : ${u.type},`).join(' '),
+    getUserCode: () => `
+      ${spec.code}
+      ${'fn main(index : i32)'} {
+        let stride = i32(numWorkgroups.x) * ${WORKGROUP};
+        for (var i = index; i < uniforms.threads; i = i + stride) {
+          body(i);
+        }
+      }`,
+  }
+  const data = uniforms.map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
+  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', data)
+}
+
+/** Registers a kernel for the webgpu backend once (modules may be loaded more than once in tests). */
+export function registerWebgpuKernel(name: string, kernelFunc: (args: {inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs: Record<string, unknown>}) => tf.TensorInfo): void {
+  if (tf.getKernel(name, 'webgpu')) return
+  tf.registerKernel({kernelName: name, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc})
+}
+
+/** Runs a registered kernel as an op (tracked by tidy and tf.profile). */
+export function runKernel<T extends tf.Tensor>(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): T {
+  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as T
+}
+
+/**
+ * True when the layers should run the hand-written programs: on webgpu unless the tfjs-op
+ * reference path is forced (`setFusedKernels('off')`).
+ */
+export function useWebgpuPrograms(): boolean {
+  return tf.getBackend() === 'webgpu' && getFusedMode() !== 'off'
+}
