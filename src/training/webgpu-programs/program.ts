@@ -84,6 +84,42 @@ export function runProgram(backend: unknown, spec: ProgramSpec): tf.TensorInfo {
   return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', data)
 }
 
+export interface GroupProgramSpec extends Omit<ProgramSpec, 'threads' | 'code'> {
+  /** Workgroups of WORKGROUP lanes (at most 65535): one per item a reduction produces. */
+  groups: number
+  /**
+   * WGSL: helper functions, any `var<workgroup>` arrays, and `fn groupBody(group: i32, lane: i32)`.
+   * It is called once per invocation in uniform control flow, so it may call workgroupBarrier()
+   * as long as its own branches around barriers depend only on uniforms and constants.
+   */
+  code: string
+}
+
+/**
+ * Runs a program whose workgroups cooperate (reductions through workgroup memory): workgroup
+ * `group` of `groups`, lanes 0 .. WORKGROUP - 1.
+ */
+export function runGroupProgram(backend: unknown, spec: GroupProgramSpec): tf.TensorInfo {
+  if (spec.groups > MAX_GROUPS) throw new Error(`${spec.key}: ${spec.groups} workgroups exceed one dispatch (${MAX_GROUPS})`)
+  const uniforms = spec.uniforms ?? []
+  const program: WebgpuProgramShape = {
+    variableNames: spec.names,
+    outputShape: spec.outputShape,
+    shaderKey: `ups_${spec.key}`,
+    dispatchLayout: {x: spec.outputShape.map((_, i) => i)},
+    dispatch: [Math.max(1, spec.groups), 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    ...(uniforms.length > 0 ? {uniforms: uniforms.map((u) => `${u.name} : ${u.type},`).join(' ')} : {}),
+    getUserCode: () => `
+      ${spec.code}
+      fn main(index : i32) {
+        groupBody(i32(workgroupId.x), i32(localIndex));
+      }`,
+  }
+  const data = uniforms.map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
+  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', data)
+}
+
 /** Registers a kernel for the webgpu backend once (modules may be loaded more than once in tests). */
 export function registerWebgpuKernel(name: string, kernelFunc: (args: {inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs: Record<string, unknown>}) => tf.TensorInfo): void {
   if (tf.getKernel(name, 'webgpu')) return
