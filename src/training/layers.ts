@@ -10,6 +10,7 @@ import {useReferenceLayers} from './fused.js'
 import type {ParamStore} from './params.js'
 import type {Rng} from './rng.js'
 import {geluProgram} from './webgpu-programs/gelu.js'
+import {layerNormProgram, rmsNormProgram} from './webgpu-programs/norm.js'
 import {useWebgpuPrograms} from './webgpu-programs/program.js'
 
 type CG = Parameters<typeof tf.customGrad>[0]
@@ -177,14 +178,14 @@ function rmsNormOp(eps: number, scale: number): (x: tf.Tensor2D, g: tf.Tensor1D)
   }) as unknown as CG) as unknown as (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D
 }
 
-/** LayerNorm over the last axis of a 2-D tensor. */
+/** LayerNorm over the last axis of a 2-D tensor (on webgpu as hand-written programs). */
 export function createLayerNorm(store: ParamStore, name: string, dim: number, eps = 1e-5, gain: 'ones' | 'zeros' = 'ones'): Norm {
   const g = store.add(`${name}/g`, [dim], {kind: gain}) as tf.Variable<tf.Rank.R1>
   const b = store.add(`${name}/b`, [dim], {kind: 'zeros'}) as tf.Variable<tf.Rank.R1>
   const op = layerNormOp(eps)
   return {
     apply: (x) => {
-      if (!useReferenceLayers()) return op(x, g, b)
+      if (!useReferenceLayers()) return useWebgpuPrograms() ? layerNormProgram(x, g, b, eps) : op(x, g, b)
       const mean = tf.mean(x, -1, true)
       const xc = tf.sub(x, mean)
       const variance = tf.mean(tf.square(xc), -1, true)
@@ -198,7 +199,7 @@ export interface ScaledNorm extends Norm {
   applyScaled(x: tf.Tensor2D, scale: number): tf.Tensor2D
 }
 
-/** RMSNorm over the last axis (no mean subtraction), with a learned gain. */
+/** RMSNorm over the last axis (no mean subtraction), with a learned gain (webgpu: programs). */
 export function createRmsNorm(store: ParamStore, name: string, dim: number, eps = 1e-6): ScaledNorm {
   const g = store.add(`${name}/g`, [dim], {kind: 'ones'}) as tf.Variable<tf.Rank.R1>
   const ops = new Map<number, (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D>()
@@ -207,6 +208,7 @@ export function createRmsNorm(store: ParamStore, name: string, dim: number, eps 
       const y = tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), g) as tf.Tensor2D
       return scale === 1 ? y : (tf.mul(y, scale) as tf.Tensor2D)
     }
+    if (useWebgpuPrograms()) return rmsNormProgram(x, g, eps, scale)
     let op = ops.get(scale)
     if (!op) ops.set(scale, (op = rmsNormOp(eps, scale)))
     return op(x, g)
