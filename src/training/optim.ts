@@ -12,6 +12,8 @@ import {ExitCode, UserError} from '../util/errors.js'
 import type {NamedArray} from './checkpoint.js'
 import {FlatLayout} from './flat.js'
 import type {ParamStore} from './params.js'
+import {adamProgram, sgdProgram} from './webgpu-programs/optim.js'
+import {useWebgpuPrograms} from './webgpu-programs/program.js'
 
 export type OptimizerType = 'adam' | 'adamw' | 'sgd'
 
@@ -40,7 +42,8 @@ export type Flat = tf.Tensor1D | Float32Array
 /**
  * One update over the flat parameter buffer (flat.ts): the moments (or momentum) are one flat
  * variable per slot, so a step is a handful of kernels however many parameter tensors there are.
- * On wasm and cpu (`useFusedKernels`) the update is one JS loop over the flat arrays instead.
+ * On wasm and cpu (`useFusedKernels`) the update is one JS loop over the flat arrays instead; on
+ * webgpu it is one hand-written program (webgpu-programs/optim.ts).
  */
 export class Optimizer {
   /** Current learning rate; the scheduler sets it. */
@@ -96,33 +99,60 @@ export class Optimizer {
     }
   }
 
-  /** The per-parameter semantics of the header as tfjs ops over the flat buffer (GPU backends). */
+  /**
+   * The per-parameter semantics of the header as tfjs ops over the flat buffer (GPU backends; the
+   * reference the webgpu program is tested against), or that program.
+   */
   private applyOps(grad: tf.Tensor1D, scale: number): tf.Tensor1D {
-    const {t, b1, b2, wd, lr, eps, mu, bc1, sqrtBc2} = this.hyper()
+    const programs = useWebgpuPrograms()
     const next = tf.tidy(() => {
-      const p = this.layout.concat(this.layout.vars)
-      let g: tf.Tensor = scale === 1 ? grad : tf.mul(grad, scale)
-      if (this.type === 'sgd') {
-        if (wd > 0) g = tf.add(g, tf.mul(p, wd))
-        if (mu > 0) {
-          const buf = this.slots.get('momentum')!
-          const b = t === 1 ? g : tf.add(tf.mul(buf, mu), g)
-          buf.assign(b as tf.Tensor1D)
-          g = this.config.nesterov ? tf.add(g, tf.mul(b, mu)) : b
-        }
-        return tf.sub(p, tf.mul(g, lr)) as tf.Tensor1D
-      }
-      const param = this.type === 'adamw' && wd > 0 ? tf.mul(p, 1 - lr * wd) : p
-      if (this.type === 'adam' && wd > 0) g = tf.add(g, tf.mul(p, wd))
-      const m = this.slots.get('m')!
-      const v = this.slots.get('v')!
-      m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)))
-      v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)))
-      const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps)
-      return tf.sub(param, tf.mul(tf.div(m, denom), lr / bc1)) as tf.Tensor1D
+      const p = this.layout.paramsTensor()
+      return programs ? this.updateProgram(grad, p, scale) : this.updateOps(grad, p, scale)
     })
-    this.layout.assignFrom(next)
+    if (programs) this.layout.adopt(next)
+    else this.layout.assignFrom(next)
     return next
+  }
+
+  private updateOps(grad: tf.Tensor1D, p: tf.Tensor1D, scale: number): tf.Tensor1D {
+    const {t, b1, b2, wd, lr, eps, mu, bc1, sqrtBc2} = this.hyper()
+    let g: tf.Tensor = scale === 1 ? grad : tf.mul(grad, scale)
+    if (this.type === 'sgd') {
+      if (wd > 0) g = tf.add(g, tf.mul(p, wd))
+      if (mu > 0) {
+        const buf = this.slots.get('momentum')!
+        const b = t === 1 ? g : tf.add(tf.mul(buf, mu), g)
+        buf.assign(b as tf.Tensor1D)
+        g = this.config.nesterov ? tf.add(g, tf.mul(b, mu)) : b
+      }
+      return tf.sub(p, tf.mul(g, lr)) as tf.Tensor1D
+    }
+    const param = this.type === 'adamw' && wd > 0 ? tf.mul(p, 1 - lr * wd) : p
+    if (this.type === 'adam' && wd > 0) g = tf.add(g, tf.mul(p, wd))
+    const m = this.slots.get('m')!
+    const v = this.slots.get('v')!
+    m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)))
+    v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)))
+    const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps)
+    return tf.sub(param, tf.mul(tf.div(m, denom), lr / bc1)) as tf.Tensor1D
+  }
+
+  /** updateOps in one dispatch: where updateOps skips an op, the program's constant is neutral (g * 1, g + p * 0, p * 1). */
+  private updateProgram(grad: tf.Tensor1D, p: tf.Tensor1D, scale: number): tf.Tensor1D {
+    const {t, b1, b2, wd, lr, eps, mu, bc1, sqrtBc2} = this.hyper()
+    if (this.type === 'sgd') {
+      const buf = mu > 0 ? this.slots.get('momentum')! : null
+      const next = sgdProgram(grad, p, buf as tf.Tensor1D | null, {scale, l2: wd, lr, mu, first: t === 1, nesterov: Boolean(this.config.nesterov)})
+      if (buf && next.buf) buf.assign(next.buf)
+      return next.p
+    }
+    const m = this.slots.get('m')!
+    const v = this.slots.get('v')!
+    const decay = this.type === 'adamw' && wd > 0 ? 1 - lr * wd : 1
+    const next = adamProgram(grad, p, m as tf.Tensor1D, v as tf.Tensor1D, {scale, l2: this.type === 'adam' ? wd : 0, decay, b1, b2, sqrtBc2, eps, stepSize: lr / bc1})
+    m.assign(next.m)
+    v.assign(next.v)
+    return next.p
   }
 
   /**
@@ -215,6 +245,7 @@ export class Optimizer {
   dispose(): void {
     for (const v of this.slots.values()) v.dispose()
     this.slots.clear()
+    this.layout.forget()
   }
 }
 

@@ -10,6 +10,8 @@ import type {NamedArray} from './checkpoint.js'
 import {FlatLayout} from './flat.js'
 import {assignArray, type Flat, type Grads, type Optimizer} from './optim.js'
 import type {ParamStore} from './params.js'
+import {emaProgram, sumSquaresPartials} from './webgpu-programs/optim.js'
+import {useWebgpuPrograms} from './webgpu-programs/program.js'
 
 export interface StepContext {
   stage: string
@@ -209,17 +211,26 @@ export function applyAccumulated(acc: GradientAccumulator, o: Omit<TrainStepOpti
 }
 
 export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<TrainStepOptions, 'lossFns'>): Promise<TrainStepResult> {
-  const {loss, grads} = acc.take()
+  const programs = useWebgpuPrograms()
+  // On webgpu the gradient concat divides by the micro-batch count (one dispatch per gradient less).
+  const {loss, grads, divisor} = programs ? takeSums(acc) : {...acc.take(), divisor: 1}
   let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    flat = o.optimizer.layout.flatGrads(grads)
+    flat = programs ? o.optimizer.layout.concatGrads(grads, divisor) : o.optimizer.layout.flatGrads(grads)
     const norm = await flatNormAsync(flat)
     return update(loss, flat, norm, o)
   } finally {
     if (flat && !(flat instanceof Float32Array)) flat.dispose()
     tf.dispose([...grads.values()].filter((g) => !g.isDisposed))
   }
+}
+
+/** take() without the per-gradient division: the mean loss, the summed gradients and their count. */
+function takeSums(acc: GradientAccumulator): {loss: number; grads: Grads; divisor: number} {
+  const {lossSum, count, grads} = acc.takeSums()
+  const n = Math.max(1, count)
+  return {loss: lossSum / n, grads, divisor: n}
 }
 
 /** The L2 norm of a flat buffer (synchronous: CPU-side backends). */
@@ -237,9 +248,19 @@ function flatNorm(g: Flat): number {
   return Math.sqrt(s)
 }
 
-/** flatNorm with an asynchronous read (every backend, webgpu included). */
+/**
+ * flatNorm with an asynchronous read (every backend, webgpu included). On webgpu one program sums
+ * the squares per workgroup and the few partial sums are added here (in float64).
+ */
 async function flatNormAsync(g: Flat): Promise<number> {
-  return g instanceof Float32Array ? flatNorm(g) : Math.sqrt(await readScalar(() => tf.sum(tf.square(g))))
+  if (g instanceof Float32Array) return flatNorm(g)
+  if (!useWebgpuPrograms()) return Math.sqrt(await readScalar(() => tf.sum(tf.square(g))))
+  const partials = sumSquaresPartials(g)
+  try {
+    return Math.sqrt(((await partials.data()) as Float32Array).reduce((s, x) => s + x, 0))
+  } finally {
+    partials.dispose()
+  }
 }
 
 /** Norm check, clipping as a scale folded into the update (PyTorch's clip_grad_norm_), the EMA. */
@@ -290,7 +311,10 @@ export class Ema {
       assignArray(this.shadow, next)
       return
     }
-    tf.tidy(() => this.shadow.assign(tf.add(tf.mul(this.shadow, d), tf.mul(params, 1 - d))))
+    tf.tidy(() => {
+      const next = useWebgpuPrograms() ? emaProgram(this.shadow, params, d) : tf.add(tf.mul(this.shadow, d), tf.mul(params, 1 - d))
+      this.shadow.assign(next as tf.Tensor1D)
+    })
   }
 
   exportArrays(prefix = ''): NamedArray[] {
