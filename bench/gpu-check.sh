@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a GPU machine (no network, maybe no Node): unpacks .gpu-pack/ (made by
 # bench/gpu-pack.sh), points Vulkan at the NVIDIA driver's ICD, prints the host and the adapter,
-# trains the 32-dim operator for a fixed number of steps on webgpu and on wasm, and writes step
+# trains the 32-dim operator for a fixed number of steps on webgpu (the hand-written programs), on
+# webgpu's tfjs-op path and on wasm, and writes step
 # times, GFLOP/s and the adapter to $OUT/gpu.json when OUT is set, else bench/results/gpu.json.
 # Runs in well under 8 minutes: each backend stops its timed steps after GPU_CHECK_BUDGET_S.
 #
@@ -117,9 +118,9 @@ if [ -n "${GPU_CHECK_PACKED_GLIBC:-}" ] || { [ -n "$glibc" ] && [ "$(printf '%s\
 fi
 echo "node $("${RUN[@]}" --version)"
 
-echo "== train: 32-dim operator, batch $BATCH (webgpu $STEPS steps, wasm $WASM_STEPS steps, <= ${BUDGET}s each)"
+echo "== train: 32-dim operator, batch $BATCH (webgpu programs and tfjs ops $STEPS steps each, wasm $WASM_STEPS steps, <= ${BUDGET}s each)"
 mkdir -p "$(dirname "$RESULT")"
-(cd "$WORK/app" && timeout $((2 * BUDGET + 150)) "${RUN[@]}" gpu-train.mjs --out "$RESULT" \
+(cd "$WORK/app" && timeout $((3 * BUDGET + 150)) "${RUN[@]}" gpu-train.mjs --out "$RESULT" \
   --steps "$STEPS" --wasm-steps "$WASM_STEPS" --budget-s "$BUDGET" --batch "$BATCH" >"$WORK/summary.json")
 rc=$?
 echo "== result ($RESULT, exit $rc)"
@@ -128,7 +129,7 @@ if [ -f "$RESULT" ]; then
   "${RUN[@]}" -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
     console.log("adapter:", r.adapter ? `${r.adapter.description} (vendor ${r.adapter.vendor}, ${r.adapter.architecture}${r.adapter.software ? ", SOFTWARE" : ""})` : "none")
-    for (const row of r.rows) console.log(row.ok ? `${row.backend}: ${row.msPerStep.toFixed(1)} ms/step, ${row.gflopPerSec.toFixed(1)} GFLOP/s, ${row.samplesPerSec.toFixed(0)} samples/s, ${row.kernelsPerStep ?? "?"} kernels/step over ${row.stepMs.length} steps` : `${row.backend}: FAILED ${row.error}`)
+    for (const row of r.rows) console.log(row.ok ? `${row.backend}${row.path ? ` (${row.path})` : ""}: ${row.msPerStep.toFixed(1)} ms/step, ${row.gflopPerSec.toFixed(1)} GFLOP/s, ${row.samplesPerSec.toFixed(0)} samples/s, ${row.kernelsPerStep ?? "?"} kernels/step${row.dispatchesPerStep ? `, ${row.dispatchesPerStep} dispatches/step` : ""} over ${row.stepMs.length} steps` : `${row.backend}: FAILED ${row.error}`)
     console.log(`speedup vs wasm: ${r.speedupVsWasm?.toFixed(1) ?? "n/a"}x; first-loss difference webgpu vs wasm: ${r.firstLossDiff ?? "n/a"}`)
   ' "$RESULT"
 fi

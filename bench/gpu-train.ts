@@ -1,20 +1,23 @@
 /**
  * GPU check: trains the 32-dim latent operator (latent 32 x 32 tokens, pdet hidden 96, group 12,
  * heads 6, depths [1,1,1], batch 64; forward + backward + Adam) for a fixed number of steps on
- * `webgpu` and on `wasm`, and writes step times, achieved GFLOP/s (matMul FLOPs: forward plus the
+ * `webgpu` (the hand-written programs), `webgpu-ops` (webgpu on the tfjs-op path they replace,
+ * which the dry-run's estimate is calibrated on) and `wasm`, and writes step times, achieved GFLOP/s (matMul FLOPs: forward plus the
  * two backward matMuls per forward matMul) and the adapter to a JSON file.
  * bench/gpu-pack.sh bundles this file with src/ into one .mjs; bench/gpu-check.sh runs it on the
  * GPU machine. Locally: node --import tsx bench/gpu-train.ts --out bench/results/gpu.json
  * Flags: --out FILE, --steps N (webgpu, default 30), --wasm-steps N (default 5), --warmup N
  * (default 2), --budget-s S (stop a backend's timed steps after S seconds, default 150),
- * --backends webgpu,wasm, --batch N (default 64). A software adapter counts only with UPS_WEBGPU_ALLOW_SOFTWARE=1.
- * Each row records its kernels per step (tf.profile of one more step), FLOPs and batch: what
+ * --backends webgpu,webgpu-ops,wasm, --batch N (default 64). A software adapter counts only with UPS_WEBGPU_ALLOW_SOFTWARE=1.
+ * Each row records its kernels per step (tf.profile of one more step), on webgpu its GPU dispatches
+ * per step, FLOPs and batch: what
  * src/pipeline/gpu-calibration.ts fits the dry-run's GPU step model from.
  */
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 
 import {resolveBackend} from '../src/training/backend.js'
+import {setFusedKernels} from '../src/training/fused.js'
 import {trainingLoss} from '../src/training/losses.js'
 import {LatentOperator} from '../src/training/models/operator.js'
 import {Optimizer} from '../src/training/optim.js'
@@ -26,8 +29,12 @@ import type {WebgpuAdapterInfo} from '../src/training/webgpu.js'
 const CONFIG = {inputDim: 32, hiddenDim: 96, depths: [1, 1, 1], groupSize: 12, numHeads: 6, mlpRatio: 2, dropout: 0, tokens: 32}
 const BATCH = Number(arg('batch', '64'))
 
+type BenchBackend = 'webgpu' | 'webgpu-ops' | 'wasm'
+
 export interface GpuBenchRow {
   backend: 'webgpu' | 'wasm'
+  /** On webgpu: the hand-written programs, or the tfjs-op path (rows before the programs: ops). */
+  path?: 'programs' | 'ops'
   ok: boolean
   error?: string
   detail?: string
@@ -39,6 +46,8 @@ export interface GpuBenchRow {
   gflopPerSec?: number
   /** tf.profile kernels of one step (after the timed ones). */
   kernelsPerStep?: number
+  /** On webgpu: programs recorded into the compute pass in that step. */
+  dispatchesPerStep?: number
   flopsPerStep?: number
   batch?: number
   firstLoss?: number
@@ -74,10 +83,30 @@ interface Plan {
   wasmSteps: number
   warmup: number
   budgetS: number
-  backends: Array<'webgpu' | 'wasm'>
+  backends: BenchBackend[]
 }
 
-async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCount: number; flops: number; adapter: WebgpuAdapterInfo | null}): Promise<GpuBenchRow> {
+/** Counts the programs webgpu records while `fn` runs (each is one dispatch in the compute pass). */
+async function countDispatches(tfBackend: unknown, fn: () => Promise<unknown>): Promise<number> {
+  const gpu = tfBackend as {recordAndSubmit: (...a: unknown[]) => unknown}
+  const record = gpu.recordAndSubmit
+  let n = 0
+  gpu.recordAndSubmit = function (this: unknown, ...a: unknown[]) {
+    n += 1
+    return record.apply(this, a)
+  }
+  try {
+    await fn()
+  } finally {
+    gpu.recordAndSubmit = record
+  }
+  return n
+}
+
+async function benchOne(which: BenchBackend, plan: Plan, info: {paramCount: number; flops: number; adapter: WebgpuAdapterInfo | null}): Promise<GpuBenchRow> {
+  const backend = which === 'wasm' ? 'wasm' : 'webgpu'
+  const path = which === 'webgpu' ? 'programs' : which === 'webgpu-ops' ? 'ops' : undefined
+  setFusedKernels(path === 'ops' ? 'off' : 'auto')
   const resolved = await resolveBackend(backend)
   if (backend === 'webgpu') {
     info.adapter = resolved.adapter ?? null
@@ -117,12 +146,14 @@ async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCoun
     if ((i + 1) % 10 === 0) log(`${backend}: ${i + 1}/${steps} steps, median ${median(stepMs).toFixed(1)} ms`)
   }
   const profile = await tf.profile(async () => void (await one()))
+  const dispatchesPerStep = backend === 'webgpu' ? await countDispatches(tf.backend(), one) : undefined
   tf.dispose([z0, z1])
   optimizer.dispose()
   store.dispose()
   const ms = stepMs.length > 0 ? median(stepMs) : Number.NaN
   return {
     backend,
+    ...(path ? {path} : {}),
     ok: true,
     detail: resolved.reason,
     warmupMs,
@@ -131,6 +162,7 @@ async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCoun
     samplesPerSec: (BATCH * 1000) / ms,
     gflopPerSec: info.flops / ms / 1e6,
     kernelsPerStep: profile.kernels.length,
+    ...(dispatchesPerStep !== undefined ? {dispatchesPerStep} : {}),
     flopsPerStep: info.flops,
     batch: BATCH,
     firstLoss: losses[0],
@@ -141,20 +173,20 @@ async function benchOne(backend: 'webgpu' | 'wasm', plan: Plan, info: {paramCoun
 export async function benchGpu(opts: Plan): Promise<GpuBenchResult> {
   const info = {paramCount: 0, flops: 0, adapter: null as WebgpuAdapterInfo | null}
   const rows: GpuBenchRow[] = []
-  for (const backend of opts.backends) {
-    log(`${backend}: start`)
+  for (const which of opts.backends) {
+    log(`${which}: start`)
     try {
-      const row = await benchOne(backend, opts, info)
-      log(`${backend}: ${row.msPerStep!.toFixed(1)} ms/step, ${row.gflopPerSec!.toFixed(2)} GFLOP/s, ${row.samplesPerSec!.toFixed(0)} samples/s`)
+      const row = await benchOne(which, opts, info)
+      log(`${which}: ${row.msPerStep!.toFixed(1)} ms/step, ${row.gflopPerSec!.toFixed(2)} GFLOP/s, ${row.samplesPerSec!.toFixed(0)} samples/s${row.dispatchesPerStep ? `, ${row.dispatchesPerStep} dispatches/step` : ''}`)
       rows.push(row)
     } catch (error) {
       const e = error as Error & {hint?: string}
       const message = `${e.message}${e.hint ? ` (${e.hint})` : ''}`
-      log(`${backend}: FAILED: ${message}`)
-      rows.push({backend, ok: false, error: message})
+      log(`${which}: FAILED: ${message}`)
+      rows.push({backend: which === 'wasm' ? 'wasm' : 'webgpu', ...(which === 'wasm' ? {} : {path: which === 'webgpu' ? ('programs' as const) : ('ops' as const)}), ok: false, error: message})
     }
   }
-  const gpu = rows.find((r) => r.backend === 'webgpu' && r.ok)
+  const gpu = rows.find((r) => r.backend === 'webgpu' && r.path === 'programs' && r.ok) ?? rows.find((r) => r.backend === 'webgpu' && r.ok)
   const wasm = rows.find((r) => r.backend === 'wasm' && r.ok)
   return {
     when: new Date().toISOString(),
@@ -176,7 +208,7 @@ const result = await benchGpu({
   wasmSteps: Number(arg('wasm-steps', '5')),
   warmup: Number(arg('warmup', '2')),
   budgetS: Number(arg('budget-s', '150')),
-  backends: arg('backends', 'webgpu,wasm').split(',') as Array<'webgpu' | 'wasm'>,
+  backends: arg('backends', 'webgpu,webgpu-ops,wasm').split(',') as BenchBackend[],
 })
 mkdirSync(dirname(out), {recursive: true})
 writeFileSync(out, JSON.stringify(result, null, 2) + '\n')

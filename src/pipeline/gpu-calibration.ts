@@ -69,7 +69,7 @@ export interface GpuBenchFile {
   kernelsPerStep?: number
   config: {batch: number}
   adapter: {device?: string; description?: string; software?: boolean} | null
-  rows: Array<{backend: string; ok: boolean; msPerStep?: number; kernelsPerStep?: number; flopsPerStep?: number; batch?: number}>
+  rows: Array<{backend: string; path?: string; ok: boolean; msPerStep?: number; kernelsPerStep?: number; flopsPerStep?: number; batch?: number}>
 }
 
 /** The GPU a bench file ran on ("nvidia-h200" -> H200), or undefined for a software adapter. */
@@ -85,11 +85,15 @@ function gpuNamedIn(text: string): GpuInfo | undefined {
   return m ? findGpu(m[1]) : undefined
 }
 
-/** Points of one backend in a bench file (rows without a kernel count cannot calibrate). */
+/**
+ * Points of one backend in a bench file (rows without a kernel count cannot calibrate). Only the
+ * tfjs-op path's rows: the estimate counts that path's kernels (rows from before the webgpu
+ * programs have no path and ran it); a programs row's kernels do several ops' work each.
+ */
 export function benchPoints(file: GpuBenchFile, backend: GpuBackend): GpuBenchPoint[] {
   return file.rows.flatMap((r) => {
     const kernels = r.kernelsPerStep ?? file.kernelsPerStep
-    if (r.backend !== backend || !r.ok || !r.msPerStep || !kernels) return []
+    if (r.backend !== backend || !r.ok || !r.msPerStep || !kernels || (r.path && r.path !== 'ops')) return []
     return [{kernelsPerStep: kernels, flopsPerStep: r.flopsPerStep ?? file.flopsPerStep, msPerStep: r.msPerStep, batch: r.batch ?? file.config.batch}]
   })
 }

@@ -48,6 +48,12 @@ describe('GPU step model, calibrated from the recorded bench results', () => {
     assert.ok(Math.abs(fit.perKernelMs - 0.02) < 1e-6 && Math.abs(fit.achievedTflops - 5) < 1e-3, JSON.stringify(fit))
   })
 
+  it('calibrates on the tfjs-op path only: a webgpu-programs row (fewer, bigger kernels) is not a point', () => {
+    const row = {backend: 'webgpu', ok: true, msPerStep: 100, kernelsPerStep: 1000, flopsPerStep: 2.2e9, batch: 64}
+    const file: GpuBenchFile = {...bench, rows: [{...row, path: 'programs', kernelsPerStep: 300, msPerStep: 20}, {...row, path: 'ops'}, row]}
+    assert.deepEqual(benchPoints(file, 'webgpu').map((p) => p.kernelsPerStep), [1000, 1000])
+  })
+
   it('another GPU with a calibrated backend is extrapolated (FLOP/s by FP32 peak), and says so', () => {
     const m = stepModelFor(findGpu('A100')!, 'webgpu')!
     assert.equal(m.status, 'extrapolated')
