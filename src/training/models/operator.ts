@@ -8,6 +8,9 @@
  * Channel-separated attention: the hidden channels are split into groups of `groupSize`; each
  * group attends over the tokens on its own (shared q/k/v weights across groups), with `numHeads`
  * heads of groupSize/numHeads channels. Everything is 2-D matMuls with batch folded into rows.
+ * The attention block runs as tfjs ops (batched matMuls over [B*G*H, T, hd]), as one JS kernel
+ * (fused.ts, when fused kernels are forced on), or on webgpu as hand-written WGSL programs
+ * (webgpu-programs/attention.ts: one dispatch forward, four backward).
  */
 import * as tf from '@tensorflow/tfjs'
 
@@ -29,7 +32,9 @@ import {
   scalarEmbedding,
   silu,
 } from '../layers.js'
-import {fusedGroupAttention, useFusedAttention, useReferenceLayers} from '../fused.js'
+import {fusedGroupAttention, type GroupAttentionShape, useFusedAttention, useReferenceLayers} from '../fused.js'
+import {webgpuAttentionFits, webgpuGroupAttention} from '../webgpu-programs/attention.js'
+import {useWebgpuPrograms} from '../webgpu-programs/program.js'
 import type {ParamStore} from '../params.js'
 import type {ModelInfo} from './types.js'
 
@@ -61,6 +66,32 @@ export function checkOperatorOptions(o: OperatorOptions): void {
       exitCode: ExitCode.CHECK_FAILED,
     })
   }
+}
+
+/** eps of the q and k RMSNorms (createRmsNorm's default). */
+const RMS_EPS = 1e-6
+
+/**
+ * The attention block as tfjs ops (the reference the JS kernel and the WebGPU programs are tested
+ * against): q/k RMS norms, batched matMuls over [B*G*H, T, hd], softmax. qkv [B*T*G, 3*gs] ->
+ * [B*T*G, gs].
+ */
+export function groupAttentionOps(qkv: tf.Tensor2D, qNorm: ScaledNorm, kNorm: Norm, s: GroupAttentionShape): tf.Tensor2D {
+  const {batch, tokens, groups, heads, headDim: hd} = s
+  const [q0, k0, v0] = tf.split(qkv, 3, 1) as tf.Tensor2D[]
+  // The score scale 1/sqrt(hd) rides on q's norm (reference layers: a multiply of the scores).
+  const reference = useReferenceLayers()
+  const q = qNorm.applyScaled(q0, reference ? 1 : 1 / Math.sqrt(hd))
+  const k = kNorm.apply(k0)
+  // [B, T, G, H, hd] -> [B*G*H, T, hd]; keys pre-transposed to [B*G*H, hd, T].
+  const n = batch * groups * heads
+  const heads5 = [batch, tokens, groups, heads, hd]
+  const qh = permute<tf.Tensor3D>(q, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
+  const kh = permute<tf.Tensor3D>(k, heads5, [0, 2, 3, 4, 1], [n, hd, tokens])
+  const vh = permute<tf.Tensor3D>(v0, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
+  const scores = reference ? (tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D) : bmm(qh, kh)
+  const attn = bmm(tf.softmax(scores), vh)
+  return permute<tf.Tensor2D>(attn, [batch, groups, heads, tokens, hd], [0, 3, 1, 2, 4], [batch * tokens * groups, heads * hd])
 }
 
 /** eps of the output LayerNorm (see the constructor). */
@@ -170,35 +201,17 @@ export class LatentOperator implements ModelInfo {
     const rows = batch * tokens * groups
     const hN = view<tf.Tensor2D>(L.attnNorm.apply(x), [rows, gs])
     const qkv = L.qkv.apply(hN)
+    const shape: GroupAttentionShape = {batch, tokens, groups, heads, headDim: hd, eps: RMS_EPS}
+    const [gq, gk] = [L.gq as tf.Tensor1D, L.gk as tf.Tensor1D]
     const merged = useFusedAttention()
-      ? fusedGroupAttention(qkv, L.gq as tf.Tensor1D, L.gk as tf.Tensor1D, {batch, tokens, groups, heads, headDim: hd, eps: 1e-6})
-      : this.attentionOps(L, qkv, batch, tokens)
+      ? fusedGroupAttention(qkv, gq, gk, shape)
+      : useWebgpuPrograms() && webgpuAttentionFits(shape)
+        ? webgpuGroupAttention(qkv, gq, gk, shape)
+        : groupAttentionOps(qkv, L.qNorm, L.kNorm, shape)
     const a = view<tf.Tensor2D>(L.out.apply(merged), [batch * tokens, c])
     const x1 = tf.add(x, dropout(a, this.options.dropout, ctx)) as tf.Tensor2D
     const m = L.fc2.apply(dropout(gelu(L.fc1.apply(L.mlpNorm.apply(x1))), this.options.dropout, ctx))
     return tf.add(x1, dropout(m, this.options.dropout, ctx)) as tf.Tensor2D
-  }
-
-  /** The same attention as tfjs ops (GPU backends): q/k RMS norms, batched matMuls, softmax. */
-  private attentionOps(L: Layer, qkv: tf.Tensor2D, batch: number, tokens: number): tf.Tensor2D {
-    const {groupSize: gs, numHeads: heads, hiddenDim: c} = this.options
-    const groups = c / gs
-    const hd = gs / heads
-    const rows = batch * tokens * groups
-    const [q0, k0, v0] = tf.split(qkv, 3, 1) as tf.Tensor2D[]
-    // The score scale 1/sqrt(hd) rides on q's norm (reference layers: a multiply of the scores).
-    const reference = useReferenceLayers()
-    const q = L.qNorm.applyScaled(q0, reference ? 1 : 1 / Math.sqrt(hd))
-    const k = L.kNorm.apply(k0)
-    // [B, T, G, H, hd] -> [B*G*H, T, hd]; keys pre-transposed to [B*G*H, hd, T].
-    const n = batch * groups * heads
-    const heads5 = [batch, tokens, groups, heads, hd]
-    const qh = permute<tf.Tensor3D>(q, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
-    const kh = permute<tf.Tensor3D>(k, heads5, [0, 2, 3, 4, 1], [n, hd, tokens])
-    const vh = permute<tf.Tensor3D>(v0, heads5, [0, 2, 3, 1, 4], [n, tokens, hd])
-    const scores = reference ? (tf.mul(bmm(qh, kh), 1 / Math.sqrt(hd)) as tf.Tensor3D) : bmm(qh, kh)
-    const attn = bmm(tf.softmax(scores), vh)
-    return permute<tf.Tensor2D>(attn, [batch, groups, heads, tokens, hd], [0, 3, 1, 2, 4], [rows, gs])
   }
 
   /** Pairwise mean over tokens: [B*T, C] -> [B*ceil(T/2), C] (odd T repeats the last token). */
