@@ -2,6 +2,7 @@
  * The software Vulkan driver that scripts/setup-software-vulkan.sh unpacks (Mesa lavapipe), for the
  * WebGPU tests. Those run in child processes: the dynamic loader reads LD_LIBRARY_PATH at start.
  */
+import {spawn} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -28,4 +29,26 @@ export function vulkanEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {...process.env}
   for (const k of ['VK_ICD_FILENAMES', 'VK_DRIVER_FILES', 'LD_LIBRARY_PATH', 'UPS_WEBGPU_ALLOW_SOFTWARE']) delete env[k]
   return {...env, ...vars}
+}
+
+/**
+ * Runs test/fixtures/<fixture> in a child process on the software Vulkan driver (the loader reads
+ * LD_LIBRARY_PATH at start, so the env must be set before the process exists). Killed after
+ * `timeoutMs`: lavapipe compiles shaders on the CPU, slowly when its cache is cold.
+ */
+export function runVulkanFixture(vk: SoftwareVulkan, fixture: string, extraEnv: Record<string, string> = {}, timeoutMs = 240_000): Promise<{code: number; stdout: string; stderr: string}> {
+  const env = vulkanEnv({VK_ICD_FILENAMES: vk.icd, LD_LIBRARY_PATH: vk.libDir, ...extraEnv})
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'fixtures', fixture)], {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']})
+    let stdout = ''
+    let stderr = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({code: code ?? -1, stdout, stderr})
+    })
+  })
 }

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {REPO_ROOT} from '../../helpers.js'
-import {softwareVulkan, VULKAN_SKIP, vulkanEnv} from '../../vulkan-env.js'
+import {runVulkanFixture, softwareVulkan, VULKAN_SKIP} from '../../vulkan-env.js'
 
 interface Case {
   shape: {batch: number; tokens: number; groups: number; heads: number; headDim: number}
@@ -22,28 +19,12 @@ interface Parity {
   operator: {params: number; maxRelError: number; paramErrors: Record<string, number>; gainGradScale: number; dispatches: {program: number; ops: number}}
 }
 
-function runChild(script: string, env: NodeJS.ProcessEnv): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000)
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code: code ?? -1, stdout, stderr})
-    })
-  })
-}
 
 const vk = softwareVulkan()
 
 describe('group attention as WebGPU programs (software Vulkan adapter)', () => {
   it('matches the JS kernel and the tfjs-op path in value and gradients, in one dispatch forward and four backward', {skip: vk ? false : VULKAN_SKIP}, async () => {
-    const env = vulkanEnv({VK_ICD_FILENAMES: vk!.icd, LD_LIBRARY_PATH: vk!.libDir})
-    const r = await runChild(join(REPO_ROOT, 'test', 'fixtures', 'webgpu-attention-parity.ts'), env)
+    const r = await runVulkanFixture(vk!, 'webgpu-attention-parity.ts')
     assert.equal(r.code, 0, r.stderr.slice(-3000))
     // Dawn reports invalid shaders and pipelines as messages, not exceptions.
     assert.doesNotMatch(r.stderr, /validation:|Invalid ComputePipeline|Error while parsing WGSL/, r.stderr.slice(-3000))

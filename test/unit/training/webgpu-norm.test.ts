@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {REPO_ROOT} from '../../helpers.js'
-import {softwareVulkan, VULKAN_SKIP, vulkanEnv} from '../../vulkan-env.js'
+import {runVulkanFixture, softwareVulkan, VULKAN_SKIP} from '../../vulkan-env.js'
 
 interface Case {
   layer: 'layerNorm' | 'rmsNorm' | 'gelu'
@@ -23,28 +20,12 @@ interface Output {
   dispatches: Record<string, {programs: number; ops: number}>
 }
 
-function runChild(script: string, env: NodeJS.ProcessEnv): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code: code ?? -1, stdout, stderr})
-    })
-  })
-}
 
 const vk = softwareVulkan()
 
 describe('webgpu programs: norms and GELU on a software Vulkan adapter', () => {
   it('match the tfjs-op path (output and every gradient within 1e-5) in one dispatch per pass', {skip: vk ? false : VULKAN_SKIP}, async () => {
-    const env = vulkanEnv({VK_ICD_FILENAMES: vk!.icd, LD_LIBRARY_PATH: vk!.libDir, UPS_WEBGPU_ALLOW_SOFTWARE: '1'})
-    const r = await runChild(join(REPO_ROOT, 'test', 'fixtures', 'webgpu-norm-parity.ts'), env)
+    const r = await runVulkanFixture(vk!, 'webgpu-norm-parity.ts', {UPS_WEBGPU_ALLOW_SOFTWARE: '1'})
     assert.equal(r.code, 0, r.stderr.slice(-3000))
     // Dawn reports invalid shaders and pipelines as messages, not exceptions.
     assert.doesNotMatch(r.stderr, /validation:|Invalid ComputePipeline/, r.stderr.slice(-3000))

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {REPO_ROOT} from '../../helpers.js'
-import {softwareVulkan, VULKAN_SKIP, vulkanEnv} from '../../vulkan-env.js'
+import {runVulkanFixture, softwareVulkan, VULKAN_SKIP} from '../../vulkan-env.js'
 
 interface OptimizerResult {
   weights: number
@@ -27,27 +24,12 @@ interface Output {
   results: Record<string, OptimizerResult>
 }
 
-function runChild(script: string, env: NodeJS.ProcessEnv): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code: code ?? -1, stdout, stderr})
-    })
-  })
-}
 
 const vk = softwareVulkan()
 
 describe('the optimizer phase as WebGPU programs (software Vulkan adapter)', () => {
   it('AdamW, Adam with L2 and SGD (momentum, Nesterov, plain) match the tfjs-op path through a checkpoint restore, in few dispatches', {skip: vk ? false : VULKAN_SKIP}, async () => {
-    const r = await runChild(join(REPO_ROOT, 'test', 'fixtures', 'webgpu-optim-parity.ts'), vulkanEnv({VK_ICD_FILENAMES: vk!.icd, LD_LIBRARY_PATH: vk!.libDir}))
+    const r = await runVulkanFixture(vk!, 'webgpu-optim-parity.ts')
     assert.equal(r.code, 0, r.stderr.slice(-3000))
     // Dawn reports invalid shaders and bindings as messages, not exceptions.
     assert.doesNotMatch(r.stderr, /validation:|Invalid ComputePipeline|Invalid BindGroup/i, r.stderr.slice(-3000))

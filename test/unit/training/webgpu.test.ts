@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {resolveBackend} from '../../../src/training/backend.js'
 import {adapterInfo, diagnoseNoAdapter, findVulkan, probeWebgpu, type WebgpuFs} from '../../../src/training/webgpu.js'
 import {UserError} from '../../../src/util/errors.js'
-import {REPO_ROOT} from '../../helpers.js'
-import {softwareVulkan, VULKAN_SKIP, vulkanEnv} from '../../vulkan-env.js'
+import {runVulkanFixture, softwareVulkan, VULKAN_SKIP} from '../../vulkan-env.js'
 
 /** A fake file system: path -> content (folders are implied by their files). */
 function fakeFs(files: Record<string, string>): WebgpuFs {
@@ -106,28 +103,12 @@ interface ParityModel {
   weightChange: number
 }
 
-function runChild(script: string, env: NodeJS.ProcessEnv): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000)
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code: code ?? -1, stdout, stderr})
-    })
-  })
-}
 
 const vk = softwareVulkan()
 
 describe('webgpu training on a software Vulkan adapter', () => {
   it('every model trains on webgpu and matches cpu within 1e-4 (losses, gradients, updated weights)', {skip: vk ? false : VULKAN_SKIP}, async () => {
-    const env = vulkanEnv({VK_ICD_FILENAMES: vk!.icd, LD_LIBRARY_PATH: vk!.libDir})
-    const r = await runChild(join(REPO_ROOT, 'test', 'fixtures', 'webgpu-parity.ts'), env)
+    const r = await runVulkanFixture(vk!, 'webgpu-parity.ts')
     assert.equal(r.code, 0, r.stderr.slice(-3000))
     // Dawn reports invalid pipelines (e.g. too many storage buffers) as messages, not exceptions.
     assert.doesNotMatch(r.stderr, /validation:|Invalid ComputePipeline/, r.stderr.slice(-3000))
