@@ -25,6 +25,7 @@ import {ParamStore} from '../src/training/params.js'
 import {Rng} from '../src/training/rng.js'
 import {trainStepAsync} from '../src/training/step.js'
 import type {WebgpuAdapterInfo} from '../src/training/webgpu.js'
+import {dispatchCounter} from '../src/training/webgpu-programs/program.js'
 
 const CONFIG = {inputDim: 32, hiddenDim: 96, depths: [1, 1, 1], groupSize: 12, numHeads: 6, mlpRatio: 2, dropout: 0, tokens: 32}
 const BATCH = Number(arg('batch', '64'))
@@ -86,23 +87,6 @@ interface Plan {
   backends: BenchBackend[]
 }
 
-/** Counts the programs webgpu records while `fn` runs (each is one dispatch in the compute pass). */
-async function countDispatches(tfBackend: unknown, fn: () => Promise<unknown>): Promise<number> {
-  const gpu = tfBackend as {recordAndSubmit: (...a: unknown[]) => unknown}
-  const record = gpu.recordAndSubmit
-  let n = 0
-  gpu.recordAndSubmit = function (this: unknown, ...a: unknown[]) {
-    n += 1
-    return record.apply(this, a)
-  }
-  try {
-    await fn()
-  } finally {
-    gpu.recordAndSubmit = record
-  }
-  return n
-}
-
 async function benchOne(which: BenchBackend, plan: Plan, info: {paramCount: number; flops: number; adapter: WebgpuAdapterInfo | null}): Promise<GpuBenchRow> {
   const backend = which === 'wasm' ? 'wasm' : 'webgpu'
   const path = which === 'webgpu' ? 'programs' : which === 'webgpu-ops' ? 'ops' : undefined
@@ -146,7 +130,9 @@ async function benchOne(which: BenchBackend, plan: Plan, info: {paramCount: numb
     if ((i + 1) % 10 === 0) log(`${backend}: ${i + 1}/${steps} steps, median ${median(stepMs).toFixed(1)} ms`)
   }
   const profile = await tf.profile(async () => void (await one()))
-  const dispatchesPerStep = backend === 'webgpu' ? await countDispatches(tf.backend(), one) : undefined
+  const counter = dispatchCounter()
+  await one().finally(() => counter.stop())
+  const dispatchesPerStep = backend === 'webgpu' ? counter.count : undefined
   tf.dispose([z0, z1])
   optimizer.dispose()
   store.dispose()

@@ -28,6 +28,7 @@ import type {StageSpec} from '../src/training/stages/types.js'
 import {Optimizer} from '../src/training/optim.js'
 import {Rng} from '../src/training/rng.js'
 import {Ema} from '../src/training/step.js'
+import {dispatchCounter} from '../src/training/webgpu-programs/program.js'
 
 export const KERNEL_STAGES = ['operator', 'diff_residual', 'consistency_distill'] as const
 export type KernelStage = (typeof KERNEL_STAGES)[number]
@@ -96,21 +97,12 @@ export async function countStepKernels(stage: KernelStage, fused: FusedMode, bat
   try {
     await step()
     const backend = tf.getBackend()
-    // webgpu: every program run is one recordAndSubmit (one dispatch in the compute pass).
-    const gpu = backend === 'webgpu' ? (tf.backend() as unknown as {recordAndSubmit: (...a: unknown[]) => unknown}) : null
-    let dispatches = 0
-    const record = gpu?.recordAndSubmit
-    if (gpu && record) {
-      gpu.recordAndSubmit = function (this: unknown, ...a: unknown[]) {
-        dispatches += 1
-        return record.apply(this, a)
-      }
-    }
+    const gpu = backend === 'webgpu'
+    const counter = dispatchCounter()
     const profile = await tf.profile(async () => {
       await step()
-    }).finally(() => {
-      if (gpu && record) gpu.recordAndSubmit = record
-    })
+    }).finally(() => counter.stop())
+    const dispatches = counter.count
     // On webgpu also the time (lavapipe runs the GPU on the CPU: a ratio between the paths, not a GPU figure).
     let msPerStep: number | undefined
     if (gpu) {

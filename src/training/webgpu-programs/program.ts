@@ -138,3 +138,33 @@ export function runKernel<T extends tf.Tensor>(name: string, inputs: Record<stri
 export function useWebgpuPrograms(): boolean {
   return tf.getBackend() === 'webgpu' && getFusedMode() !== 'off'
 }
+
+export interface DispatchCounter {
+  /** Programs recorded since the counter started (or was reset). */
+  readonly count: number
+  reset(): void
+  stop(): void
+}
+
+/**
+ * Counts the programs the webgpu backend records into its compute pass (one GPU dispatch each),
+ * by wrapping its recordAndSubmit until stop(): for benchmarks and tests. On other backends it
+ * counts nothing.
+ */
+export function dispatchCounter(): DispatchCounter {
+  let count = 0
+  if (tf.getBackend() !== 'webgpu') return {count: 0, reset: () => undefined, stop: () => undefined}
+  const gpu = tf.backend() as unknown as {recordAndSubmit: (...a: unknown[]) => unknown}
+  const record = gpu.recordAndSubmit
+  gpu.recordAndSubmit = function (this: unknown, ...a: unknown[]) {
+    count += 1
+    return record.apply(this, a)
+  }
+  return {
+    get count() {
+      return count
+    },
+    reset: () => void (count = 0),
+    stop: () => void (gpu.recordAndSubmit = record),
+  }
+}
