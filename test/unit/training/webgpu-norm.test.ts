@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
+import type {NormCase} from '../../fixtures/webgpu-norm-parity.js'
 import {runVulkanFixture, softwareVulkan, VULKAN_SKIP} from '../../vulkan-env.js'
 
-interface Case {
-  layer: 'layerNorm' | 'rmsNorm' | 'gelu'
-  rows: number
-  dim: number
-  eps?: number
-  gain?: string
-  scale?: number
-  errors: Record<string, number>
-}
 
 interface Output {
   backend: string
   adapter: {software: boolean}
-  cases: Case[]
+  cases: NormCase[]
   dispatches: Record<string, {programs: number; ops: number}>
 }
 
@@ -33,13 +25,13 @@ describe('webgpu programs: norms and GELU on a software Vulkan adapter', () => {
     assert.equal(out.backend, 'webgpu')
     assert.equal(out.adapter.software, true)
 
-    const of = (layer: Case['layer']) => out.cases.filter((c) => c.layer === layer)
+    const of = (layer: NormCase['layer']) => out.cases.filter((c) => c.layer === layer)
     assert.ok(of('layerNorm').some((c) => c.rows === 20000), 'LayerNorm is checked on 20000 rows')
     assert.ok(of('layerNorm').some((c) => c.eps === 1 && c.gain === 'zeros'), "the out_norm's eps 1 and zero gain are checked")
     assert.deepEqual([...new Set(of('layerNorm').map((c) => c.dim))].sort((a, b) => a - b), [32, 96, 130])
     assert.deepEqual([...new Set(of('rmsNorm').map((c) => c.scale))].sort(), [Math.SQRT1_2, 1])
     assert.equal(of('gelu').length, 1)
-    const gradients: Record<Case['layer'], string[]> = {layerNorm: ['y', 'dx', 'dg', 'db'], rmsNorm: ['y', 'dx', 'dg'], gelu: ['y', 'dx']}
+    const gradients: Record<NormCase['layer'], string[]> = {layerNorm: ['y', 'dx', 'dg', 'db'], rmsNorm: ['y', 'dx', 'dg'], gelu: ['y', 'dx']}
     for (const c of out.cases) {
       const label = `${c.layer} [${c.rows}, ${c.dim}]${c.eps === undefined ? '' : ` eps ${c.eps}`}${c.gain ? ` gain ${c.gain}` : ''}${c.scale === undefined ? '' : ` scale ${c.scale}`}`
       assert.deepEqual(Object.keys(c.errors), gradients[c.layer], label)
