@@ -279,7 +279,8 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
 
 /**
  * Kernels of one optimizer step and one validation batch as `gpuBackend` runs the stage: its
- * micro-batch policy, and the tfjs-op formulation (GPU backends never take the fused JS kernels).
+ * micro-batch policy, and the tfjs-op formulation (GPU backends never take the fused JS kernels;
+ * webgpu's hand-written programs run fewer, and the step model says its figure is an upper bound).
  * The count does not depend on the backend that runs it here, so the local one serves.
  */
 async function countKernels(m: StageModel, s: ReturnType<typeof resolveStage>, gpuBackend: string, config: UpsConfig): Promise<Pick<ModelReport, 'kernelsPerStep' | 'forwardKernels' | 'microBatch'>> {
