@@ -316,7 +316,7 @@ export async function dryRun(configPath: string, options: DryRunOptions, steps: 
     current = 'measure steps'
     const gpuTarget = (options.gpu ?? config.vast?.gpu ?? 'A100').toLowerCase() !== 'local'
     const countKernelsFor = gpuTarget ? targetBackendAssumption(config, options).backend : undefined
-    const kernels = (r: MeasureResult) => (countKernelsFor ? `; kernels/step on ${countKernelsFor}: ` + r.models.map((m) => `${m.stage} ${m.kernelsPerStep}`).join(', ') : '')
+    const kernels = (r: MeasureResult) => (countKernelsFor ? `; kernels/step on the tfjs-op path (${countKernelsFor} target): ` + r.models.map((m) => `${m.stage} ${m.kernelsPerStep}`).join(', ') : '')
     let measured: MeasureResult = built
     if (options.static) {
       if (countKernelsFor) measured = await measureModels(config, shape, {measure: false, now: deps.now, backend: deps.backend, workersOverride: deps.workersOverride, kernelCacheFile: deps.kernelCacheFile, countKernelsFor})

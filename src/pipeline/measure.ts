@@ -257,7 +257,7 @@ export async function measureModels(config: UpsConfig, shape: DataShape, options
         ? await cachedKernelCount(options.kernelCacheFile, () => kernelCountKey({config, shape, stage, gpuBackend}), () => countKernels(m, s, gpuBackend, config))
         : {}
       models.push({...m.report, memoryBytes: 4 * stateFloats + m.report.activationBytes, ...counted})
-      options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters${counted.kernelsPerStep ? `, ${counted.kernelsPerStep} kernels/step on ${options.countKernelsFor}` : ''}`)
+      options.onProgress?.(`  ${stage}: ${m.report.kind}, ${m.report.params.toLocaleString('en-US')} parameters${counted.kernelsPerStep ? `, ${counted.kernelsPerStep} kernels/step on the tfjs-op path (${options.countKernelsFor} target)` : ''}`)
       if (!options.measure) continue
       // Time the step training would run: in parallel when training.workers gives > 1 replica.
       const choice = resolveWorkers({setting: config.training?.workers, backend: backend.name, accumSteps: s.accum_steps, cpus: options.cpus ?? availableParallelism(), envOverride: options.workersOverride})
