@@ -12,7 +12,7 @@
  *
  * Backward: (1) attention backward -> one flat scratch tensor: d(qn) | d(kn) | dv per row, then
  * per (b, g) the partial sums of the gain gradients; (2) the RMSNorm backward -> dqkv; (3, 4) the
- * partial sums reduced to dgq and dgk (one program at two offsets).
+ * partial sums reduced to dgq and dgk (program.ts's column sum at two offsets).
  *
  * Only array sizes are baked into the WGSL (head width, workgroup-array capacity); the shape is
  * uniforms. That keeps one pipeline per head width, and lavapipe's LLVM from unrolling the token
@@ -21,13 +21,12 @@
 import * as tf from '@tensorflow/tfjs'
 
 import type {GroupAttentionShape} from '../fused.js'
-import {registerWebgpuKernel, runGroupProgram, runKernel, runProgram, type Uniform, WORKGROUP} from './program.js'
+import {columnSum, MAX_WORKGROUPS, registerWebgpuKernel, runGroupProgram, runKernel, runProgram, type Uniform, WORKGROUP} from './program.js'
 
 type CG = Parameters<typeof tf.customGrad>[0]
 
 /** WebGPU's default limit on one workgroup's shared memory (maxComputeWorkgroupStorageSize). */
 const WORKGROUP_BYTES = 16384
-const MAX_GROUPS = 65535
 
 /** Entries of each per-token workgroup array: 256, or the tokens rounded up to a multiple of it. */
 const tokenCapacity = (tokens: number): number => 256 * Math.ceil(tokens / 256)
@@ -52,7 +51,7 @@ function instanceDispatch(s: GroupAttentionShape): {groups: number; uniforms: Un
   const slots = Math.floor(WORKGROUP / lanes)
   const instances = s.batch * s.groups * s.heads
   const needed = Math.ceil(instances / slots)
-  const groups = Math.min(MAX_GROUPS, needed)
+  const groups = Math.min(MAX_WORKGROUPS, needed)
   const values = {lanes, slots, instances, launched: groups, chunks: Math.ceil(needed / groups)}
   return {groups, uniforms: [...shapeUniforms(s), ...Object.entries(values).map(([name, value]) => ({name, type: 'i32' as const, value}))]}
 }
@@ -351,42 +350,12 @@ registerWebgpuKernel('UpsGroupAttentionInputGrad', ({inputs, backend, attrs}) =>
   })
 })
 
-// One gain gradient: a workgroup per channel sums the B*G partials of the attention backward.
-registerWebgpuKernel('UpsGroupAttentionGainGrad', ({inputs, backend, attrs}) => {
-  const s = shapeOf(attrs)
+/** One gain gradient (part 0: q, 1: k): the sum of the B*G partials the attention backward left. */
+function gainGrad(grad: tf.Tensor, s: GroupAttentionShape, part: 0 | 1): tf.Tensor1D {
   const gs = s.heads * s.headDim
   const pairs = s.batch * s.groups
-  return runGroupProgram(backend, {
-    key: 'group_attention_gain_grad',
-    inputs: [inputs.grad],
-    names: ['GRAD'],
-    outputShape: [gs],
-    groups: gs,
-    uniforms: [
-      {name: 'offset', type: 'i32', value: s.batch * s.tokens * s.groups * 3 * gs + (attrs.part as number) * pairs * gs},
-      {name: 'pairs', type: 'i32', value: pairs},
-      {name: 'width', type: 'i32', value: gs},
-    ],
-    code: `
-      var<workgroup> sums : array<f32, ${WORKGROUP}>;
-
-      fn groupBody(c : i32, lane : i32) {
-        var sum = 0.0;
-        for (var i = lane; i < uniforms.pairs; i += ${WORKGROUP}) { sum += GRAD[uniforms.offset + i * uniforms.width + c]; }
-        sums[lane] = sum;
-        workgroupBarrier();
-        for (var w = ${WORKGROUP / 2}; w > 0; w /= 2) {
-          if (lane < w) {
-            sums[lane] += sums[lane + w];
-          }
-          workgroupBarrier();
-        }
-        if (lane == 0) {
-          result[c] = sums[0];
-        }
-      }`,
-  })
-})
+  return columnSum(grad, {base: s.batch * s.tokens * s.groups * 3 * gs + part * pairs * gs, rows: pairs, stride: gs, count: gs})
+}
 
 /**
  * `fusedGroupAttention` on webgpu: qkv [B*T*G, 3*gs] (rows b, t, g; columns q | k | v, each
@@ -404,8 +373,8 @@ export function webgpuGroupAttention(qkv: tf.Tensor2D, gq: tf.Tensor1D, gk: tf.T
         const [sx, sa, sc, so] = saved
         const grad = runKernel('UpsGroupAttentionGrad', {qkv: sx, gq: sa, gk: sc, out: so, dy}, attrs)
         const dqkv = runKernel('UpsGroupAttentionInputGrad', {grad, qkv: sx, gq: sa, gk: sc}, attrs)
-        const dgq = runKernel('UpsGroupAttentionGainGrad', {grad}, {...attrs, part: 0})
-        const dgk = runKernel('UpsGroupAttentionGainGrad', {grad}, {...attrs, part: 1})
+        const dgq = gainGrad(grad, shape, 0)
+        const dgk = gainGrad(grad, shape, 1)
         grad.dispose()
         return [dqkv, dgq, dgk]
       },

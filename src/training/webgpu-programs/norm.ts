@@ -1,9 +1,10 @@
 /**
  * LayerNorm and RMSNorm (times a constant scale, folded into the gain) as WebGPU programs. Per
  * norm: the forward is one dispatch; the backward is one for dx, one for per-chunk partial sums of
- * the parameter gradients and one per parameter to finish those sums (LayerNorm 1 + 4 dispatches,
- * RMSNorm 1 + 3; their op formulations run 20-22 and 14-17). Nothing is saved but x: each pass
- * recomputes the row statistics, which costs a re-read of a row the pass reads anyway.
+ * the parameter gradients and one per parameter to finish those sums (program.ts's column sum;
+ * LayerNorm 1 + 4 dispatches, RMSNorm 1 + 3; their op formulations run 20-22 and 14-17). Nothing
+ * is saved but x: each pass recomputes the row statistics, which costs a re-read of a row the
+ * pass reads anyway.
  *
  * Layout: a row is reduced by L lanes (a power of two up to 64: at most 8 columns a lane up to
  * dim 512), so a workgroup of 64 lanes normalises 64 / L rows at a time and narrow rows do not
@@ -17,16 +18,12 @@
  */
 import * as tf from '@tensorflow/tfjs'
 
-import {registerWebgpuKernel, runGroupProgram, runKernel, WORKGROUP} from './program.js'
+import {columnSum, MAX_WORKGROUPS, registerWebgpuKernel, runGroupProgram, runKernel, WORKGROUP} from './program.js'
 
 type CG = Parameters<typeof tf.customGrad>[0]
 
-/** WebGPU's limit on workgroups per dispatch dimension. */
-const MAX_GROUPS = 65535
 /** Workgroups of the parameter-gradient pass: enough to fill a GPU, few enough to finish cheaply. */
 const TARGET_CHUNKS = 512
-/** Columns per workgroup when finishing the partial sums (8 lanes read 32 contiguous bytes). */
-const FINISH_COLUMNS = 8
 
 interface NormKind {
   /** LayerNorm subtracts the row mean (and has a bias); RMSNorm does not. */
@@ -99,7 +96,7 @@ function rowCode(kind: NormKind, l: Layout): string {
 /** Workgroups and passes per workgroup to cover every row (a dispatch holds 65535 workgroups). */
 function rowGrid(l: Layout): {groups: number; iters: number} {
   const passes = Math.ceil(l.rows / l.rowsPerPass)
-  const groups = Math.max(1, Math.min(MAX_GROUPS, passes))
+  const groups = Math.max(1, Math.min(MAX_WORKGROUPS, passes))
   return {groups, iters: Math.ceil(passes / groups)}
 }
 
@@ -250,45 +247,6 @@ function registerGradParamPartials(name: string, kind: NormKind): void {
   })
 }
 
-/** result[c] = scale * sum_k P[k, offset + c] for c < count: finishes the partial sums. */
-registerWebgpuKernel('UpsNormParamSum', ({inputs, backend, attrs}) => {
-  const {p} = inputs as Inputs
-  const [chunks, width] = p.shape
-  const count = attrs.count as number
-  const lanesPerColumn = WORKGROUP / FINISH_COLUMNS
-  return runGroupProgram(backend, {
-    key: 'norm_param_sum',
-    inputs: [p],
-    names: ['P'],
-    outputShape: [count],
-    groups: Math.ceil(count / FINISH_COLUMNS),
-    uniforms: [
-      {name: 'chunks', type: 'i32', value: chunks},
-      {name: 'width', type: 'i32', value: width},
-      {name: 'offset', type: 'i32', value: attrs.offset as number},
-      {name: 'count', type: 'i32', value: count},
-      {name: 'scale', type: 'f32', value: attrs.scale as number},
-    ],
-    code: `
-      var<workgroup> red : array<f32, ${WORKGROUP}>;
-      fn groupBody(group : i32, lane : i32) {
-        let col = group * ${FINISH_COLUMNS} + lane % ${FINISH_COLUMNS};
-        let at = uniforms.offset + min(col, uniforms.count - 1);
-        var acc = 0.0;
-        for (var k = lane / ${FINISH_COLUMNS}; k < uniforms.chunks; k = k + ${lanesPerColumn}) {
-          acc = acc + P[k * uniforms.width + at];
-        }
-        red[lane] = acc;
-        workgroupBarrier();
-        for (var s = ${WORKGROUP / 2}; s >= ${FINISH_COLUMNS}; s = s / 2) {
-          if (lane < s) { red[lane] = red[lane] + red[lane + s]; }
-          workgroupBarrier();
-        }
-        if (lane < ${FINISH_COLUMNS} && col < uniforms.count) { result[col] = red[lane] * uniforms.scale; }
-      }`,
-  })
-})
-
 const LAYER: NormKind = {centered: true}
 const RMS: NormKind = {centered: false}
 registerForward('UpsLayerNorm', LAYER)
@@ -298,7 +256,8 @@ registerForward('UpsRmsNorm', RMS)
 registerGradX('UpsRmsNormGradX', RMS)
 registerGradParamPartials('UpsRmsNormGradGain', RMS)
 
-const paramSum = (p: tf.Tensor, offset: number, count: number, scale = 1): tf.Tensor1D => runKernel('UpsNormParamSum', {p}, {offset, count, scale})
+/** The sums of columns offset .. offset + count - 1 of the partials [chunks, width]. */
+const paramSum = (p: tf.Tensor2D, offset: number, count: number, scale = 1): tf.Tensor1D => columnSum(p, {base: offset, rows: p.shape[0], stride: p.shape[1], count, scale})
 
 type LayerNormFn = (x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D) => tf.Tensor2D
 type RmsNormFn = (x: tf.Tensor2D, g: tf.Tensor1D) => tf.Tensor2D
@@ -318,7 +277,7 @@ export function layerNormProgram(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D,
         value: runKernel('UpsLayerNorm', {x: xx, g: gg, b: bb}, {eps}),
         gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
           const [sx, sg = gg] = saved
-          const partials = runKernel('UpsLayerNormGradParams', {dy, x: sx}, {eps})
+          const partials = runKernel<tf.Tensor2D>('UpsLayerNormGradParams', {dy, x: sx}, {eps})
           const dim = xx.shape[1]
           return [runKernel('UpsLayerNormGradX', {dy, x: sx, g: sg}, {eps}), paramSum(partials, 0, dim), paramSum(partials, dim, dim)]
         },
@@ -340,7 +299,7 @@ export function rmsNormProgram(x: tf.Tensor2D, g: tf.Tensor1D, eps: number, scal
         value: runKernel('UpsRmsNorm', {x: xx, g: gg}, {eps, scale}),
         gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
           const [sx, sg = gg] = saved
-          const partials = runKernel('UpsRmsNormGradGain', {dy, x: sx}, {eps})
+          const partials = runKernel<tf.Tensor2D>('UpsRmsNormGradGain', {dy, x: sx}, {eps})
           return [runKernel('UpsRmsNormGradX', {dy, x: sx, g: sg}, {eps, scale}), paramSum(partials, 0, xx.shape[1], scale)]
         },
       }

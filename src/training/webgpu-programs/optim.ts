@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 
-import {registerWebgpuKernel, runGroupProgram, runKernel, runProgram, type Uniform, WORKGROUP} from './program.js'
+import {MAX_WORKGROUPS, registerWebgpuKernel, runGroupProgram, runKernel, runProgram, type Uniform, uniformData, WORKGROUP} from './program.js'
 
 interface GpuDeviceLike {
   limits: {maxStorageBuffersPerShaderStage: number}
@@ -30,8 +30,6 @@ interface WebgpuBackendInternals {
   /** Binds [output, ...inputs, uniforms] and records one dispatch of `program.pipeline`. */
   recordAndSubmit(program: {pipeline: unknown; dispatch: [number, number, number]}, output: tf.TensorInfo, inputs: tf.TensorInfo[], uniforms: Array<{type: string; data: number[]}>): void
 }
-
-const MAX_GROUPS = 65535
 
 /** A program over buffers it writes (bindings 0..) and buffers it reads, as `fn body(i: i32)` per index. */
 interface BufferProgram {
@@ -84,8 +82,8 @@ function dispatch(backend: WebgpuBackendInternals, p: BufferProgram): void {
     backend.uploadToGPU(t.dataId)
     return {dataId: t.dataId, shape: [tf.util.sizeFromShape(t.shape)], dtype: 'float32' as const}
   })
-  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(p.threads / WORKGROUP)))
-  const uniforms = [{name: 'threads', type: 'i32' as const, value: p.threads}, ...p.uniforms].map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
+  const groups = Math.max(1, Math.min(MAX_WORKGROUPS, Math.ceil(p.threads / WORKGROUP)))
+  const uniforms = uniformData([{name: 'threads', type: 'i32', value: p.threads}, ...p.uniforms])
   backend.recordAndSubmit({pipeline: pipelineFor(backend.device, p), dispatch: [groups, 1, 1]}, views[0], views.slice(1), uniforms)
 }
 

@@ -35,7 +35,7 @@ interface WebgpuBackendLike {
 
 export const WORKGROUP = 64
 /** WebGPU's limit on workgroups per dispatch dimension. */
-const MAX_GROUPS = 65535
+export const MAX_WORKGROUPS = 65535
 
 /** A uniform of the program: `name: i32|f32`, declared in the shader as `uniforms.<name>`. */
 export interface Uniform {
@@ -61,7 +61,7 @@ export interface ProgramSpec {
 /** Runs one hand-written program on the webgpu backend: one dispatch, one output tensor. */
 export function runProgram(backend: unknown, spec: ProgramSpec): tf.TensorInfo {
   const uniforms = [{name: 'threads', type: 'i32' as const, value: spec.threads}, ...(spec.uniforms ?? [])]
-  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(spec.threads / WORKGROUP)))
+  const groups = Math.max(1, Math.min(MAX_WORKGROUPS, Math.ceil(spec.threads / WORKGROUP)))
   const program: WebgpuProgramShape = {
     variableNames: spec.names,
     outputShape: spec.outputShape,
@@ -80,8 +80,12 @@ export function runProgram(backend: unknown, spec: ProgramSpec): tf.TensorInfo {
         }
       }`,
   }
-  const data = uniforms.map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
-  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', data)
+  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', uniformData(uniforms))
+}
+
+/** Uniform values as tfjs's runWebGPUProgram and recordAndSubmit take them. */
+export function uniformData(uniforms: Uniform[]): Array<{type: string; data: number[]}> {
+  return uniforms.map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
 }
 
 export interface GroupProgramSpec extends Omit<ProgramSpec, 'threads' | 'code'> {
@@ -100,7 +104,7 @@ export interface GroupProgramSpec extends Omit<ProgramSpec, 'threads' | 'code'> 
  * `group` of `groups`, lanes 0 .. WORKGROUP - 1.
  */
 export function runGroupProgram(backend: unknown, spec: GroupProgramSpec): tf.TensorInfo {
-  if (spec.groups > MAX_GROUPS) throw new Error(`${spec.key}: ${spec.groups} workgroups exceed one dispatch (${MAX_GROUPS})`)
+  if (spec.groups > MAX_WORKGROUPS) throw new Error(`${spec.key}: ${spec.groups} workgroups exceed one dispatch (${MAX_WORKGROUPS})`)
   const uniforms = spec.uniforms ?? []
   const program: WebgpuProgramShape = {
     variableNames: spec.names,
@@ -116,14 +120,62 @@ export function runGroupProgram(backend: unknown, spec: GroupProgramSpec): tf.Te
         groupBody(i32(workgroupId.x), i32(localIndex));
       }`,
   }
-  const data = uniforms.map((u) => ({type: u.type === 'i32' ? 'int32' : 'float32', data: [u.value]}))
-  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', data)
+  return (backend as WebgpuBackendLike).runWebGPUProgram(program, spec.inputs, 'float32', uniformData(uniforms))
 }
 
 /** Registers a kernel for the webgpu backend once (modules may be loaded more than once in tests). */
 export function registerWebgpuKernel(name: string, kernelFunc: (args: {inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs: Record<string, unknown>}) => tf.TensorInfo): void {
   if (tf.getKernel(name, 'webgpu')) return
   tf.registerKernel({kernelName: name, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc})
+}
+
+/** Columns per workgroup when summing columns (8 lanes read 32 contiguous bytes). */
+const SUM_COLUMNS = 8
+
+/**
+ * result[c] = scale * sum_k P[base + k * stride + c] for c < count, k < rows: the last step of a
+ * reduction whose programs left partial sums per chunk of rows (the norms' and the attention's
+ * gain gradients). A workgroup sums SUM_COLUMNS columns, its lanes striding over the rows.
+ */
+registerWebgpuKernel('UpsColumnSum', ({inputs, backend, attrs}) => {
+  const count = attrs.count as number
+  const lanesPerColumn = WORKGROUP / SUM_COLUMNS
+  return runGroupProgram(backend, {
+    key: 'column_sum',
+    inputs: [inputs.p],
+    names: ['P'],
+    outputShape: [count],
+    groups: Math.ceil(count / SUM_COLUMNS),
+    uniforms: [
+      {name: 'base', type: 'i32', value: attrs.base as number},
+      {name: 'rows', type: 'i32', value: attrs.rows as number},
+      {name: 'stride', type: 'i32', value: attrs.stride as number},
+      {name: 'count', type: 'i32', value: count},
+      {name: 'scale', type: 'f32', value: (attrs.scale as number) ?? 1},
+    ],
+    code: `
+      var<workgroup> red : array<f32, ${WORKGROUP}>;
+      fn groupBody(group : i32, lane : i32) {
+        let col = group * ${SUM_COLUMNS} + lane % ${SUM_COLUMNS};
+        let at = uniforms.base + min(col, uniforms.count - 1);
+        var acc = 0.0;
+        for (var k = lane / ${SUM_COLUMNS}; k < uniforms.rows; k = k + ${lanesPerColumn}) {
+          acc = acc + P[at + k * uniforms.stride];
+        }
+        red[lane] = acc;
+        workgroupBarrier();
+        for (var s = ${WORKGROUP / 2}; s >= ${SUM_COLUMNS}; s = s / 2) {
+          if (lane < s) { red[lane] = red[lane] + red[lane + s]; }
+          workgroupBarrier();
+        }
+        if (lane < ${SUM_COLUMNS} && col < uniforms.count) { result[col] = red[lane] * uniforms.scale; }
+      }`,
+  })
+})
+
+/** Column sums of partials laid out in `p` (see UpsColumnSum): one dispatch. */
+export function columnSum(p: tf.Tensor, at: {base: number; rows: number; stride: number; count: number; scale?: number}): tf.Tensor1D {
+  return runKernel<tf.Tensor1D>('UpsColumnSum', {p}, {scale: 1, ...at})
 }
 
 /** Runs a registered kernel as an op (tracked by tidy and tf.profile). */
