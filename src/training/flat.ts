@@ -63,9 +63,12 @@ export class FlatLayout {
     })
   }
 
-  /** The gradients as one flat buffer: a JS array where the update runs in JS (wasm, cpu), else one concat. */
-  flatGrads(grads: Grads): Float32Array | tf.Tensor1D {
-    return useFusedKernels() ? this.readGrads(grads) : this.concatGrads(grads)
+  /**
+   * The gradients as one flat buffer: a JS array where the update runs in JS (wasm, cpu), else one
+   * concat; divided by `divisor` (only the concat takes one: on webgpu the accumulator leaves sums).
+   */
+  flatGrads(grads: Grads, divisor = 1): Float32Array | tf.Tensor1D {
+    return useFusedKernels() ? this.readGrads(grads) : this.concatGrads(grads, divisor)
   }
 
   /** The current parameters as one flat buffer, the same way. */

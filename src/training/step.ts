@@ -217,7 +217,7 @@ export async function applyAccumulatedAsync(acc: GradientAccumulator, o: Omit<Tr
   let flat: Flat | undefined
   try {
     if (!Number.isFinite(loss)) throw nonFiniteError('loss', loss, o.context)
-    flat = programs ? o.optimizer.layout.concatGrads(grads, divisor) : o.optimizer.layout.flatGrads(grads)
+    flat = o.optimizer.layout.flatGrads(grads, divisor)
     const norm = await flatNormAsync(flat)
     return update(loss, flat, norm, o)
   } finally {
